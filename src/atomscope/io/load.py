@@ -45,8 +45,8 @@ _READERS: dict[str, str] = {
     ".jpeg": "raster",
     ".bmp": "raster",
     ".gif": "raster",
-    ".npy": "numpy",
-    ".npz": "numpy",
+    ".npy": "numpy_",
+    ".npz": "numpy_",
     ".h5": "hdf5",
     ".hdf5": "hdf5",
     ".hdf": "hdf5",
@@ -54,6 +54,8 @@ _READERS: dict[str, str] = {
     ".zspy": "zspy",
 }
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(_READERS))
+# formats that may be stored as a folder (zarr directory stores)
+_DIRECTORY_FORMATS = (".zspy",)
 
 NonFinitePolicy = Literal["raise", "fill"]
 
@@ -85,10 +87,10 @@ def read_signals(path: str | os.PathLike[str]) -> list[RawSignal]:
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"No such file or folder: {path}")
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() not in _DIRECTORY_FORMATS:
         raise UnsupportedFormatError(f"{path} is a folder; use atomscope.load() for folders")
     reader = _reader_for(path)
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise CorruptFileError(f"{path.name} is empty (0 bytes).")
     try:
         signals = reader.read(path)
@@ -97,7 +99,7 @@ def read_signals(path: str | os.PathLike[str]) -> list[RawSignal]:
     except MemoryError as exc:
         raise CorruptFileError(
             f"{path.name}: the header asks for more memory than available; the file is corrupt "
-            "or not a valid {path.suffix} file."
+            f"or not a valid {path.suffix} file."
         ) from exc
     except Exception as exc:  # noqa: BLE001 - third-party readers raise anything on bad bytes
         raise CorruptFileError(
@@ -134,8 +136,10 @@ _HAADF_RANK = (
 
 
 def _image_like(sig: RawSignal) -> bool:
-    nd = sig.data.ndim - (1 if sig.rgb else 0)
-    return sig.kind in ("image", "diffraction") and nd >= 2 and min(sig.data.shape[:nd]) > 1
+    shape = tuple(sig.data.shape[: sig.data.ndim - (1 if sig.rgb else 0)])
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    return sig.kind in ("image", "diffraction") and len(shape) >= 2 and min(shape) > 1
 
 
 def _select_signal(signals: Sequence[RawSignal], signal: str | int | None, where: str) -> RawSignal:
@@ -191,7 +195,7 @@ def _as_float32(data: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
     if data.dtype.kind in "iu" and data.size:
         lo = int(data.min())
         hi = int(data.max())
-        if lo > 0 and lo > hi - lo:
+        if hi > lo > 0 and lo > hi - lo:
             metadata["intensity_offset"] = lo
             return (data.astype(np.int64) - lo).astype(np.float32)
     if data.dtype.kind == "c":
@@ -403,7 +407,7 @@ def load(
         path = Path(source).expanduser()
         if not path.exists():
             raise MissingFileError(f"No such file or folder: {path}")
-        if path.is_dir():
+        if path.is_dir() and path.suffix.lower() not in _DIRECTORY_FORMATS:
             return _load_folder(path, frame, signal, pixel_size, nonfinite)
         if path.suffix.lower() == ".zip":
             return _load_zip(path, frame, signal, pixel_size, nonfinite)
@@ -413,7 +417,15 @@ def load(
         return _signal_to_micrograph(
             sig, frame=frame, pixel_size=pixel_size, nonfinite=nonfinite, source=src
         )
-    if isinstance(source, Micrograph) or hasattr(source, "axes_manager"):
+    if hasattr(source, "axes_manager") and hasattr(source, "data"):
+        from .hyperspy import raw_signal_from_hyperspy
+
+        sig = raw_signal_from_hyperspy(source)
+        return _signal_to_micrograph(
+            sig, frame=frame, pixel_size=pixel_size, nonfinite=nonfinite,
+            source=Source(None, frame, sig.name, "hyperspy"),
+        )
+    if isinstance(source, Micrograph):
         mg = as_micrograph(source, pixel_size=pixel_size)
         sig = RawSignal(mg.data, mg.pixel_size, mg.source.signal or "image", mg.metadata)
         return _signal_to_micrograph(

@@ -1,0 +1,62 @@
+"""The analysis registry: each capability's name, public function and Result type.
+
+The CLI, ``batch``, the demo and the HTML report iterate this table instead of repeating glue
+code per capability. Entries are import paths, resolved lazily, so importing atomscope stays
+cheap and the table is plain data (no import-time side effects).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Analysis", "ANALYSES", "get_analysis", "available_analyses"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One registered capability."""
+
+    name: str
+    function_path: str  # "module:function"
+    result_type_path: str  # "module:Class"
+    description: str
+
+    @staticmethod
+    def _resolve(path: str) -> Any:
+        module, _, attr = path.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        return self._resolve(self.function_path)
+
+    @property
+    def result_type(self) -> type:
+        return self._resolve(self.result_type_path)
+
+
+# Capabilities add their entry here when they land.
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register(analysis: Analysis) -> None:
+    """Add (or replace) an entry; used by the table below and by plugins."""
+    ANALYSES[analysis.name] = analysis
+
+
+def get_analysis(name: str) -> Analysis:
+    from .errors import ParameterError
+
+    try:
+        return ANALYSES[name]
+    except KeyError:
+        raise ParameterError(
+            f"Unknown analysis {name!r}; available: {', '.join(sorted(ANALYSES)) or 'none'}"
+        ) from None
+
+
+def available_analyses() -> list[str]:
+    return sorted(ANALYSES)

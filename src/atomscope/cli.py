@@ -1,0 +1,178 @@
+"""The ``atomscope`` command line: a thin layer over the public Python functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import AtomscopeError
+
+app = typer.Typer(
+    name="atomscope",
+    help="Quantitative analysis of atomic-resolution electron micrographs and in-situ movies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"atomscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """atomscope: automatic, physically checked analysis of electron micrographs."""
+
+
+def parse_pixel_size(text: str | None) -> tuple[float, float] | None:
+    """'0.02nm', '0.2A' or '0.02nm,0.021nm' (row, col) to nm."""
+    if text is None:
+        return None
+    from .io.units import parse_length
+
+    parts = [p for p in text.split(",") if p.strip()]
+    values = [parse_length(p) for p in parts]
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise typer.BadParameter("give one length or two (row,col), e.g. 0.02nm or 0.02nm,0.021nm")
+
+
+PixelSizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pixel-size",
+        help="Pixel size when the file has none (or to override it), e.g. 0.02nm, 0.2A, "
+        "or row,col.",
+    ),
+]
+
+
+def _format_pixel_size(ps: tuple[float, float] | None) -> str:
+    if ps is None:
+        return "uncalibrated"
+    from .report.figures import format_length
+
+    r, c = ps
+    if abs(r - c) <= 1e-3 * max(r, c):
+        return f"{r:.6g} nm/px" + (f" ({format_length(r)} per pixel)" if r < 1 else "")
+    return f"{r:.6g} nm (rows) x {c:.6g} nm (columns) per pixel"
+
+
+_KEY_METADATA = (
+    "signal", "microscope", "voltage", "magnification", "mode", "detector", "date", "time",
+    "acquisition_date", "frame_interval_s", "intensity_offset", "converted_from", "kind",
+)
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="Image file, folder of frames or .zip")],
+    signal: Annotated[str | None, typer.Option(help="Signal (detector) name or index")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    all_metadata: Annotated[bool, typer.Option("--all", help="Print every metadata entry")] = False,
+) -> None:
+    """Shape, dtype, pixel size with units, signals and key metadata of a file."""
+    from .io import list_signals, load
+
+    sig: str | int | None = int(signal) if signal is not None and signal.isdigit() else signal
+    mg = load(file, signal=sig)
+    signals = (
+        list_signals(file) if file.is_file() and file.suffix.lower() != ".zip" else []
+    )
+    record: dict[str, Any] = {
+        "file": str(file),
+        "shape": list(mg.shape),
+        "frames": mg.n_frames,
+        "dtype (as loaded)": str(mg.data.dtype),
+        "pixel_size_nm": list(mg.pixel_size) if mg.pixel_size else None,
+        "field_of_view_nm": list(mg.field_of_view_nm) if mg.field_of_view_nm else None,
+        "signal": mg.source.signal,
+        "signals": [
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()} for s in signals
+        ],
+        "intensity": {"min": float(mg.data.min()), "max": float(mg.data.max()),
+                      "mean": float(mg.data.mean())},
+        "metadata": mg.metadata if all_metadata else {
+            k: mg.metadata[k] for k in _KEY_METADATA if k in mg.metadata
+        },
+    }
+    if as_json:
+        from ._fileio import to_jsonable
+
+        typer.echo(json.dumps(to_jsonable(record), indent=2))
+        return
+    typer.echo(f"file:          {file}")
+    typer.echo(f"shape:         {mg.shape}" + (f"  ({mg.n_frames} frames)" if mg.is_stack else ""))
+    raw_dtypes = {s["name"]: s["dtype"] for s in signals}
+    if mg.source.signal in raw_dtypes:
+        typer.echo(f"dtype:         {raw_dtypes[mg.source.signal]} (loaded as float32)")
+    cal = _format_pixel_size(mg.pixel_size)
+    if mg.pixel_size is None and "reciprocal_pixel_size" in mg.metadata:
+        rec = mg.metadata["reciprocal_pixel_size"]
+        rec = rec[0] if isinstance(rec, list | tuple) else rec
+        cal += f" (diffraction pattern: {rec:.6g} {mg.metadata.get('reciprocal_unit', '1/nm')}"
+        cal += " per pixel)"
+    elif mg.pixel_size is None and "uncalibrated_scale" in mg.metadata:
+        cal += f" (the file gives a scale of {mg.metadata['uncalibrated_scale']} with no unit)"
+    typer.echo(f"pixel size:    {cal}")
+    if mg.field_of_view_nm:
+        h, w = mg.field_of_view_nm
+        typer.echo(f"field of view: {h:.4g} nm x {w:.4g} nm")
+    if len(signals) > 1:
+        typer.echo("signals:")
+        for s in signals:
+            mark = "*" if s["name"] == mg.source.signal else " "
+            typer.echo(f"  {mark} {s['name']:<12} {s['kind']:<11} {tuple(s['shape'])} {s['dtype']}")
+    typer.echo(
+        f"intensity:     min {record['intensity']['min']:.6g}, max "
+        f"{record['intensity']['max']:.6g}, mean {record['intensity']['mean']:.6g}"
+    )
+    meta = record["metadata"]
+    if meta:
+        typer.echo("metadata:")
+        for k, v in meta.items():
+            text = str(v)
+            typer.echo(f"  {k}: {text if len(text) < 200 else text[:197] + '...'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")] = Path("out/demo"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated sample")] = 0,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Simulate a sample, run the analyses on it and write the results to OUT."""
+    from .demo import run_demo
+
+    summary = run_demo(out, seed=seed, show_progress=show_progress)
+    for line in summary["lines"]:
+        typer.echo(line)
+    typer.echo(f"Results written to {Path(out).resolve()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
+    try:
+        app(args=argv, prog_name="atomscope")
+    except AtomscopeError as exc:
+        typer.echo(f"atomscope: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Each command run as a user would (through the entry point), plus error handling."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from atomscope.cli import main, parse_pixel_size
+
+
+def run_cli(*args, expect=0, capsys=None):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    assert exc.value.code == expect, f"exit {exc.value.code} != {expect}"
+
+
+def test_help_everywhere(capsys):
+    run_cli("--help")
+    assert "info" in capsys.readouterr().out
+    for cmd in ("info", "demo"):
+        run_cli(cmd, "--help")
+        assert "--help" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    run_cli("--version")
+    assert "atomscope" in capsys.readouterr().out
+
+
+def test_info_on_array_file(tmp_path, capsys):
+    path = tmp_path / "img.npy"
+    np.save(path, np.arange(64, dtype=np.uint16).reshape(8, 8))
+    run_cli("info", str(path))
+    out = capsys.readouterr().out
+    assert "(8, 8)" in out and "uncalibrated" in out
+    run_cli("info", str(path), "--json")
+    record = json.loads(capsys.readouterr().out)
+    assert record["shape"] == [8, 8]
+    assert record["pixel_size_nm"] is None
+
+
+def test_info_on_real_file(shared_data, capsys):
+    run_cli("info", str(shared_data / "ncempy/velox_STEM_HAADF_DF4_DF2_BF_128.emd"))
+    out = capsys.readouterr().out
+    assert "87.37" in out
+    for name in ("HAADF", "DF2", "DF4", "BF"):
+        assert name in out
+
+
+def test_missing_file_is_a_one_line_error(tmp_path, capsys):
+    run_cli("info", str(tmp_path / "absent.dm3"), expect=2)
+    err = capsys.readouterr().err
+    assert err.startswith("atomscope: error: No such file")
+    assert "Traceback" not in err
+
+
+def test_usage_error_exit_code(capsys):
+    run_cli("info", expect=2)
+
+
+def test_parse_pixel_size():
+    assert parse_pixel_size("0.02nm") == (0.02, 0.02)
+    assert parse_pixel_size("2A,1nm") == pytest.approx((0.2, 1.0))
+    assert parse_pixel_size(None) is None
+
+
+def test_console_script_runs(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "atomscope.cli", "info", str(tmp_path / "x.png")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "No such file" in proc.stderr
