@@ -165,6 +165,43 @@ def demo(
     typer.echo(f"Results written to {Path(out).resolve()}")
 
 
+@app.command()
+def simulate(
+    structure: Annotated[
+        str, typer.Argument(help="Built-in name (SrTiO3, Si, Au, ZnO, MoS2, …) or a CIF path")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    zone: Annotated[str, typer.Option(help="Zone axis, e.g. 0,0,1 or 1,1,0 or 1,1,-2,0")] = "0,0,1",
+    size: Annotated[int, typer.Option(help="Image size in pixels (square)")] = 512,
+    pixel_size: Annotated[
+        str, typer.Option("--pixel-size", help="Pixel size, e.g. 0.02, 0.02nm or 0.2A")
+    ] = "0.02nm",
+    thickness: Annotated[float, typer.Option(help="Repeats along the beam")] = 10,
+    dose: Annotated[
+        float | None, typer.Option(help="Electron dose in e/Å² (Poisson noise); none = noise-free")
+    ] = None,
+    rotation: Annotated[float, typer.Option(help="In-plane rotation, degrees")] = 0.0,
+    exponent: Annotated[float, typer.Option(help="Column weight Z^exponent")] = 1.7,
+    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+) -> None:
+    """Simulate a HAADF-STEM image of STRUCTURE and write image.tif, columns.csv, masks and
+    truth.json to OUT."""
+    from .simulate import simulate_to_dir
+
+    text = pixel_size.strip()
+    ps = parse_pixel_size(text if any(ch.isalpha() for ch in text) else text + "nm")
+    assert ps is not None
+    if abs(ps[0] - ps[1]) > 1e-9 * max(ps):
+        raise typer.BadParameter("simulate needs square pixels: give one pixel size")
+    path = Path(structure)
+    spec: str = str(path) if path.suffix.lower() == ".cif" or path.is_file() else structure
+    out_dir = simulate_to_dir(spec, out, zone=zone, size=size, pixel_size=ps[0], dose=dose,
+                              thickness=thickness, rotation=rotation, exponent=exponent,
+                              seed=seed)
+    typer.echo(f"Simulated {structure} along [{zone}] ({size}x{size} px, {ps[0]:g} nm/px); "
+               f"wrote {Path(out_dir).resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:

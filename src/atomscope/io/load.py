@@ -204,6 +204,13 @@ def _as_float32(data: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
         )
     if data.dtype.kind not in "biuf":
         raise InvalidImageError(f"Image values have a non-numeric type ({data.dtype}).")
+    if data.dtype.kind == "f" and data.dtype.itemsize > 4 and data.size:
+        with np.errstate(invalid="ignore"):
+            big = np.nanmax(np.abs(np.where(np.isfinite(data), data, 0)))
+        if big > np.finfo(np.float32).max:
+            raise InvalidImageError(
+                f"Image values reach {big:.3g}, beyond the float32 range; rescale them first."
+            )
     return np.asarray(data, dtype=np.float32)
 
 

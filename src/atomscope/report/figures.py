@@ -64,9 +64,13 @@ def add_scale_bar(
     # image axes have y growing downwards: the visually lower edge is y_hi
     y = y_hi - 0.06 * height
     x = x1 - margin - length_px if "right" in location else x0 + margin
-    ax.add_patch(Rectangle((x, y), length_px, bar_h, color=color, lw=0))
+    import matplotlib.patheffects as pe
+
+    outline = [pe.withStroke(linewidth=2.5, foreground="black")]
+    bar = Rectangle((x, y), length_px, bar_h, color=color, lw=0.8, ec="black")
+    ax.add_patch(bar)
     ax.text(x + length_px / 2, y - 0.01 * height, format_length(length), color=color,
-            ha="center", va="bottom", fontsize=fontsize, fontweight="bold")
+            ha="center", va="bottom", fontsize=fontsize, fontweight="bold", path_effects=outline)
     return length
 
 
