@@ -20,7 +20,7 @@ def run_cli(*args, expect=0, capsys=None):
 def test_help_everywhere(capsys):
     run_cli("--help")
     assert "info" in capsys.readouterr().out
-    for cmd in ("info", "demo"):
+    for cmd in ("info", "demo", "atoms", "simulate"):
         run_cli(cmd, "--help")
         assert "--help" in capsys.readouterr().out
 
@@ -74,3 +74,31 @@ def test_console_script_runs(tmp_path):
     )
     assert proc.returncode == 2
     assert "No such file" in proc.stderr
+
+
+def test_atoms_command_on_a_simulated_image(tmp_path, capsys):
+    run_cli("simulate", "SrTiO3", "--size", "192", "--dose", "1e5", "--seed", "1",
+            "-o", str(tmp_path / "sim"))
+    run_cli("atoms", str(tmp_path / "sim" / "image.tif"), "-o", str(tmp_path / "atoms"))
+    out = capsys.readouterr().out
+    assert "columns found" in out and "2 column(s) per cell" in out
+    for name in ("atoms.csv", "overlay.png", "pareto.png", "report.json"):
+        assert (tmp_path / "atoms" / name).exists()
+    report = json.loads((tmp_path / "atoms" / "report.json").read_text())
+    assert report["n_columns"] > 50
+    assert report["lattice"]["a_nm"] == pytest.approx(0.3905, rel=0.01)
+
+
+def test_atoms_command_needs_calibration_for_a_lattice_in_nm(tmp_path, capsys):
+    path = tmp_path / "img.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(64, 64)))
+    run_cli("atoms", str(path), "-o", str(tmp_path / "o"), "--lattice", "0.39nm", expect=2)
+    assert "pixel size" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    run_cli("demo", "-o", str(tmp_path / "demo"), "--no-progress")
+    out = capsys.readouterr().out
+    assert "atoms:" in out
+    assert (tmp_path / "demo" / "overview.png").exists()
+    assert (tmp_path / "demo" / "atoms" / "atoms.csv").exists()

@@ -3,10 +3,27 @@ micrographs and in-situ movies."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import AtomscopeError
 from .image import Micrograph, Source, as_micrograph
 from .io import load
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "AtomscopeError", "Micrograph", "Source", "as_micrograph", "load"]
+__all__ = ["__version__", "AtomscopeError", "Micrograph", "Source", "as_micrograph", "load",
+           "find_atoms"]
+
+# analyses are imported on first use, so `import atomscope` (and the CLI) stays fast
+_LAZY = {"find_atoms": ("atomscope.atoms", "find_atoms")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'atomscope' has no attribute {name!r}")

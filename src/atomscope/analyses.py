@@ -39,7 +39,13 @@ class Analysis:
 
 
 # Capabilities add their entry here when they land.
-ANALYSES: dict[str, Analysis] = {}
+ANALYSES: dict[str, Analysis] = {
+    "atoms": Analysis(
+        "atoms", "atomscope.atoms:find_atoms", "atomscope.atoms:AtomTable",
+        "Every atomic column, sub-pixel, with detector parameters tuned by multi-objective "
+        "Bayesian optimisation against physics rewards",
+    ),
+}
 
 
 def register(analysis: Analysis) -> None:

@@ -166,6 +166,80 @@ def demo(
 
 
 @app.command()
+def atoms(
+    image: Annotated[Path, typer.Argument(help="Image file (or folder/stack with --frame)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    lattice: Annotated[str | None, typer.Option(
+        help="Known lattice lengths, e.g. 0.39nm or 0.39nm,0.4nm")] = None,
+    structure: Annotated[str | None, typer.Option(
+        help="Structure (built-in name or CIF) for the expected column count")] = None,
+    zone: Annotated[str | None, typer.Option(help="Zone axis of --structure, e.g. 0,0,1")] = None,
+    dark: Annotated[bool, typer.Option("--dark", help="Dark columns (ABF)")] = False,
+    optimize: Annotated[bool, typer.Option(
+        "--optimize/--no-optimize", help="Tune detector parameters by Bayesian optimisation")
+    ] = True,
+    window: Annotated[int | None, typer.Option(
+        help="Sliding-window tuning: tile size in px")] = None,
+    method: Annotated[str, typer.Option(help="Detector: log, dog, localmax")] = "log",
+    refine: Annotated[str, typer.Option(
+        help="Refinement: gaussian, elliptical, com, none")] = "gaussian",
+    rewards: Annotated[str, typer.Option(
+        help="Rewards to minimise, comma-separated: count, error, irregularity")
+    ] = "count,error",
+    choice: Annotated[str, typer.Option(help="Pareto choice: euclidean or chebyshev")
+                      ] = "euclidean",
+    threshold: Annotated[float | None, typer.Option(
+        help="Detector threshold (with --no-optimize, or fixed while optimising)")] = None,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
+    seed: Annotated[int, typer.Option(help="Optimiser seed")] = 0,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = False,
+) -> None:
+    """Find every atomic column: atoms.csv, overlay.png, pareto.png, report.json in OUT."""
+    from .atoms import find_atoms
+    from .io import load
+
+    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    if mg.is_stack:
+        if frame is None:
+            typer.echo(f"{image} is a stack of {mg.n_frames} frames; analysing frame 0 "
+                       "(use --frame N, or `atomscope batch atoms` for all).", err=True)
+        mg = mg.frame(0)
+    result = find_atoms(
+        mg,
+        lattice=lattice,
+        structure=structure,
+        zone=tuple(int(v) for v in zone.split(",")) if zone else None,
+        dark=dark,
+        method=method,
+        optimize=optimize,
+        window=window,
+        refine=refine,
+        rewards=tuple(r.strip() for r in rewards.split(",") if r.strip()),
+        choice=choice,
+        parameters={"threshold": threshold} if threshold is not None else None,
+        seed=seed,
+        show_progress=show_progress,
+    )
+    result.save(out)
+    typer.echo(f"{len(result)} columns found in {result.timings.get('total', 0):.2f} s")
+    if result.lattice is not None:
+        lat = result.lattice.summary()
+        lengths = (f"{lat['a_nm']:.4g} x {lat['b_nm']:.4g} nm" if "a_nm" in lat
+                   else f"{lat['a_px']:.4g} x {lat['b_px']:.4g} px")
+        typer.echo(f"lattice {lengths}, {lat['angle_deg']:.1f} deg, "
+                   f"{lat['columns_per_cell']} column(s) per cell")
+    if result.rewards and "n_expected" in result.rewards:
+        rw = result.rewards
+        typer.echo("rewards: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in rw.items() if isinstance(v, float | int)))
+    if result.message:
+        typer.echo(result.message)
+    typer.echo(f"Results written to {out.resolve()}")
+
+
+@app.command()
 def simulate(
     structure: Annotated[
         str, typer.Argument(help="Built-in name (SrTiO3, Si, Au, ZnO, MoS2, …) or a CIF path")
