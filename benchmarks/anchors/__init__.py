@@ -1,0 +1,1 @@
+"""Scripts run inside the benchmark-only anchor environment (see setup_venv.sh)."""
