@@ -20,9 +20,11 @@ class Analysis:
     """One registered capability."""
 
     name: str
-    function_path: str  # "module:function"
+    function_path: str  # "module:function": function(Micrograph, **options) -> Result
     result_type_path: str  # "module:Class"
     description: str
+    table_file: str | None = None  # the per-image table that batches combine
+    labels_file: str | None = None  # a per-image label image that batches stack (zarr)
 
     @staticmethod
     def _resolve(path: str) -> Any:
@@ -44,6 +46,7 @@ ANALYSES: dict[str, Analysis] = {
         "atoms", "atomscope.atoms:find_atoms", "atomscope.atoms:AtomTable",
         "Every atomic column, sub-pixel, with detector parameters tuned by multi-objective "
         "Bayesian optimisation against physics rewards",
+        table_file="atoms.csv",
     ),
 }
 

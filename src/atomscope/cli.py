@@ -276,6 +276,56 @@ def simulate(
                f"wrote {Path(out_dir).resolve()}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def batch(
+    ctx: typer.Context,
+    analysis: Annotated[str, typer.Argument(
+        help="Analysis: atoms, disorder, segment, particles, match (or module:function)")],
+    inputs: Annotated[list[str], typer.Argument(help="Files, folders, globs, stacks")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    workers: Annotated[int | None, typer.Option(
+        help="Local worker processes (default: run in this process)")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address, e.g. tcp://host:8786")] = None,
+    frames: Annotated[str | None, typer.Option(
+        help="Frames of stacks to analyse, as start:stop[:step]")] = None,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of multi-signal files")] = None,
+    reports: Annotated[bool, typer.Option(
+        "--reports/--no-reports", help="Write report.html for every input")] = True,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Run ANALYSIS over many images (resumable; Dask for several workers or a cluster).
+
+    Options of the analysis follow, e.g. `atomscope batch atoms frames/ -o out --dark`.
+    """
+    from .batch import run_batch
+    from .batch.options import parse_analysis_options
+    from .batch.run import _function, resolve_analysis
+
+    spec = resolve_analysis(analysis)
+    # unknown options land among the inputs: everything from the first --option on belongs to
+    # the analysis
+    tokens = list(inputs) + list(ctx.args)
+    first = next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))
+    inputs, extra = tokens[:first], tokens[first:]
+    if not inputs:
+        raise typer.BadParameter("give at least one input file, folder or pattern")
+    options = parse_analysis_options(_function(spec["function"]), extra)
+    frame_slice = None
+    if frames:
+        parts = [int(p) if p else None for p in frames.split(":")]
+        frame_slice = slice(*parts)
+    summary = run_batch(analysis, inputs, out, options=options, workers=workers,
+                        scheduler=scheduler, signal=signal, frames=frame_slice,
+                        pixel_size=parse_pixel_size(pixel_size), reports=reports,
+                        show_progress=show_progress)
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:
