@@ -82,7 +82,7 @@ def test_atoms_command_on_a_simulated_image(tmp_path, capsys):
     run_cli("atoms", str(tmp_path / "sim" / "image.tif"), "-o", str(tmp_path / "atoms"))
     out = capsys.readouterr().out
     assert "columns found" in out and "2 column(s) per cell" in out
-    for name in ("atoms.csv", "overlay.png", "pareto.png", "report.json"):
+    for name in ("atoms.csv", "overlay.png", "pareto.png", "report.json", "report.html"):
         assert (tmp_path / "atoms" / name).exists()
     report = json.loads((tmp_path / "atoms" / "report.json").read_text())
     assert report["n_columns"] > 50

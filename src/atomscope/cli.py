@@ -37,6 +37,20 @@ def _root(
     """atomscope: automatic, physically checked analysis of electron micrographs."""
 
 
+def write_report(name: str, result: Any, image: Any, out: Path) -> Path:
+    """``report.html`` next to a single-image command's outputs."""
+    from .report.html import write_html
+
+    inputs = {"input": image.source.describe(), "shape": list(image.shape),
+              "pixel size (nm)": list(image.pixel_size) if image.pixel_size else "uncalibrated"}
+    for key in ("microscope", "voltage", "magnification", "detector", "acquisition_date"):
+        if key in image.metadata:
+            inputs[key] = image.metadata[key]
+    return write_html({name: result}, Path(out) / "report.html",
+                      title=f"atomscope {name}: {Path(image.source.path or 'image').name}",
+                      inputs=inputs, timings=getattr(result, "timings", None))
+
+
 def parse_pixel_size(text: str | None) -> tuple[float, float] | None:
     """'0.02nm', '0.2A' or '0.02nm,0.021nm' (row, col) to nm."""
     if text is None:
@@ -223,6 +237,7 @@ def atoms(
         show_progress=show_progress,
     )
     result.save(out)
+    write_report("atoms", result, mg, out)
     typer.echo(f"{len(result)} columns found in {result.timings.get('total', 0):.2f} s")
     if result.lattice is not None:
         lat = result.lattice.summary()

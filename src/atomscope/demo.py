@@ -90,6 +90,20 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
     fig.tight_layout()
     written["overview.png"] = str(save_figure(fig, out / "overview.png"))
 
+    from .report.html import write_html
+
+    report = write_html(
+        {"atoms (bicrystal)": atoms}, out / "report.html",
+        title="atomscope demo: simulated SrTiO3 bicrystal and nanoparticle movie",
+        inputs={"bicrystal": str(out / "sample" / "bicrystal" / "image.tif"),
+                "pixel size (nm)": list(image.pixel_size),
+                "movie": str(out / "sample" / "movie" / "image.tif"),
+                "movie frames": movie.n_frames},
+        notes=[lines[-1]],
+    )
+    written["report.html"] = str(report)
+    lines.append(f"HTML report: {report}")
+
     summary = {
         "seed": seed,
         "sample": {k: v.summary() for k, v in sample.items()},
