@@ -149,3 +149,12 @@ def test_infer_reference_point():
     # a single-point front falls back to the spread of all observations
     Y = np.array([[0.0, 0.0], [2.0, 4.0]])
     np.testing.assert_allclose(infer_reference_point(Y), [0.2, 0.4])
+
+
+def test_choice_without_rescaling_keeps_the_objectives_units():
+    from atomscope.optimize import choose_best
+
+    # objectives in one unit: a small ER spread must not weigh like a large count spread
+    Y = np.array([[0.0, 0.003], [0.05, 0.001], [0.3, 0.0]])
+    assert choose_best(Y, "euclidean") == 1  # rescaled to the front: the middle point
+    assert choose_best(Y, "euclidean", normalise=False) == 0

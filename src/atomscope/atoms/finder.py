@@ -174,22 +174,6 @@ class _Objective:
         return self.values(self.select(params))
 
 
-def _choose(opt, choice: str) -> int:
-    """Pareto point closest to the utopia point (0, 0, …).
-
-    The atom-finding rewards are all fractions of the expected column count, so they share a
-    unit and need no rescaling: rescaling each to the span of the front would let a spread of
-    0.1 % in ER weigh as much as a spread of 20 % in the count.
-    """
-    y = np.asarray(opt.objectives, dtype=float)
-    front = np.asarray(opt.pareto_mask, bool) & np.all(np.isfinite(y), axis=1)
-    if not front.any():
-        raise ParameterError("the optimiser found no parameters with finite rewards")
-    dist = (np.sqrt((y**2).sum(axis=1)) if choice == "euclidean" else np.abs(y).max(axis=1))
-    dist = np.where(front, dist, np.inf)
-    return int(np.argmin(dist))
-
-
 def _windows(shape: tuple[int, int], window: int) -> list[tuple[slice, slice]]:
     h, w = shape
     ny = max(1, round(h / window))
@@ -449,8 +433,11 @@ def find_atoms(
                 device=device,
                 initial_params=[{n: v for n, v in detector.defaults(setup).items()
                                  if n in free.names}],
+                # the rewards are all fractions of the expected count: one unit, no rescaling
+                # (rescaling to the front's span would let 0.1 % of ER weigh like 20 % of QC)
+                normalise=False,
             )
-            params = {**fixed, **opt.params[_choose(opt, choice)]}
+            params = {**fixed, **opt.best(choice)}
             optimizations.append(opt)
         else:
             params = {**detector.defaults(setup), **fixed}

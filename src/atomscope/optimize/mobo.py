@@ -90,6 +90,7 @@ def minimize(
     show_progress: bool = True,
     device: str | None = None,
     acq_options: Mapping[str, Any] | None = None,
+    normalise: bool = True,
 ) -> OptimizationResult:
     """Minimise several objectives jointly over a search space by Bayesian optimisation.
 
@@ -134,6 +135,9 @@ def minimize(
         Torch device for the model (``None``: CPU). Results agree with CPU to float tolerance.
     acq_options
         Overrides of :data:`DEFAULT_ACQ_OPTIONS`.
+    normalise
+        How the "best" points are chosen: True rescales every objective to [0, 1] over the
+        front first; False keeps their own units (when they share one).
 
     Returns
     -------
@@ -158,6 +162,7 @@ def minimize(
     run = _Run(objective, space, objective_names, n_initial, n_iterations, batch_size, seed,
                reference_point, evaluate_batch, initial_params, time_budget_s, show_progress,
                device, acq_options)
+    run.normalise = bool(normalise)
     return run.execute()
 
 
@@ -333,6 +338,7 @@ class _Run:
                       "batch_size": self.batch_size, "time_budget_s": self.time_budget_s,
                       "acquisition": ("qLogNEHVI" if self.m > 1 else "qLogNEI"),
                       "acq_options": self.opts,
+                      "normalise": getattr(self, "normalise", True),
                       "device": None if self.device is None else str(self.device)})
 
     def _initial_design(self) -> str:

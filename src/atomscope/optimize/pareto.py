@@ -119,6 +119,7 @@ def distance_to_utopia(
     method: Method = "euclidean",
     mask: np.ndarray | None = None,
     weights: Sequence[float] | None = None,
+    normalise: bool = True,
 ) -> np.ndarray:
     """Normalised distance of each front point to the utopia point (NaN off the front).
 
@@ -139,6 +140,9 @@ def distance_to_utopia(
         always left out.
     weights
         Optional non-negative per-objective factors applied after normalisation.
+    normalise
+        False keeps the objectives' own units (distances from the utopia point without
+        rescaling): right when the objectives share a unit, e.g. fractions of one count.
     """
     Y = _as_objectives(Y)
     if method not in ("euclidean", "chebyshev"):
@@ -151,7 +155,8 @@ def distance_to_utopia(
     if not front.any():
         return out
     P = Y[front]
-    Z = normalise(P, np.stack([P.min(axis=0), P.max(axis=0)]))
+    Z = (normalise_objectives(P, np.stack([P.min(axis=0), P.max(axis=0)])) if normalise
+         else P - P.min(axis=0))
     if weights is not None:
         w = np.asarray(weights, dtype=float)
         if w.shape != (Y.shape[1],) or np.any(w < 0) or not np.all(np.isfinite(w)):
@@ -167,6 +172,7 @@ def choose_best(
     method: Method = "euclidean",
     mask: np.ndarray | None = None,
     weights: Sequence[float] | None = None,
+    normalise: bool = True,
 ) -> int:
     """Index of the front point closest to the utopia point after normalisation.
 
@@ -197,11 +203,11 @@ def choose_best(
         When no candidate row has only finite values.
     """
     Y = _as_objectives(Y)
-    d = distance_to_utopia(Y, method, mask, weights)
+    d = distance_to_utopia(Y, method, mask, weights, normalise)
     cand = np.flatnonzero(np.isfinite(d))
     if cand.size == 0:
         raise ParameterError("no evaluation has finite values for every objective")
-    eu = distance_to_utopia(Y, "euclidean", np.isfinite(d), weights)
+    eu = distance_to_utopia(Y, "euclidean", np.isfinite(d), weights, normalise)
     order = np.lexsort((cand, np.round(eu[cand], 12), np.round(d[cand], 12)))
     return int(cand[order[0]])
 
@@ -306,3 +312,6 @@ def infer_reference_point(Y: np.ndarray, scale: float = 0.1) -> np.ndarray:
     span = np.where(span > 0, span, hi - lo)
     span = np.where(span > 0, span, np.maximum(np.abs(nadir), 1.0))
     return nadir + scale * span
+
+
+normalise_objectives = normalise

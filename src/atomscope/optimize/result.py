@@ -109,8 +109,11 @@ class OptimizationResult:
         self.hypervolume_history = np.asarray(self.hypervolume_history, dtype=float)
         self.pareto_mask = _pareto.pareto_mask(Y)
         if finite_any:
-            self.best_euclidean = _pareto.choose_best(Y, "euclidean", self.pareto_mask)
-            self.best_chebyshev = _pareto.choose_best(Y, "chebyshev", self.pareto_mask)
+            norm = bool(self.settings.get("normalise", True)) if self.settings else True
+            self.best_euclidean = _pareto.choose_best(Y, "euclidean", self.pareto_mask,
+                                                      normalise=norm)
+            self.best_chebyshev = _pareto.choose_best(Y, "chebyshev", self.pareto_mask,
+                                                      normalise=norm)
         else:
             self.best_euclidean = self.best_chebyshev = None
 
