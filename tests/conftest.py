@@ -2,19 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-
-def _find_shared_data() -> Path | None:
-    env = os.environ.get("ATOMSCOPE_SHARED_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    for parent in [here, *here.parents]:
-        cand = parent.parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return None
-
+from benchmarks._common import shared_data as _find_shared_data
 
 SHARED_DATA = _find_shared_data()
 

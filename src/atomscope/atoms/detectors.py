@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import ParameterError
 from ..optimize import Real, SearchSpace
-from .scale_space import ScaleSpace
+from .scale_space import ScaleSpace, in_region
 
 __all__ = ["Candidates", "Detector", "DETECTORS", "register_detector", "get_detector",
            "LocalMaxima", "DetectorSetup"]
@@ -110,12 +110,7 @@ class LocalMaxima:
         self.pair_loser = np.maximum(self.pair_i, self.pair_j)
 
     def select(self, threshold, overlap=0.5, min_sigma=None, max_sigma=None, region=None):
-        active = self.cand_response > threshold
-        if region is not None:
-            rs, cs = region
-            x, y = self.cand_xy[:, 0], self.cand_xy[:, 1]
-            active &= (y >= (rs.start or 0)) & (y < (rs.stop if rs.stop is not None else 1e18))
-            active &= (x >= (cs.start or 0)) & (x < (cs.stop if cs.stop is not None else 1e18))
+        active = (self.cand_response > threshold) & in_region(self.cand_xy, region)
         if self.pair_i.size:
             close = self.pair_d < (1.0 - overlap) * self.nn
             both = active[self.pair_i] & active[self.pair_j] & close

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from ..errors import ParameterError
@@ -54,6 +53,16 @@ def circle_overlap_fraction(d: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> np
                                         * (dd + a + b), 0, None)))
         out[part] = area / (np.pi * a**2)
     return out
+
+
+def in_region(xy: np.ndarray, region: tuple[slice, slice] | None) -> np.ndarray:
+    """Which (x, y) points lie in a (row slice, column slice) region (all when None)."""
+    if region is None:
+        return np.ones(len(xy), bool)
+    rs, cs = region
+    x, y = xy[:, 0], xy[:, 1]
+    return ((y >= (rs.start or 0)) & (y < (rs.stop if rs.stop is not None else np.inf))
+            & (x >= (cs.start or 0)) & (x < (cs.stop if cs.stop is not None else np.inf)))
 
 
 def _max3x3(a: np.ndarray) -> np.ndarray:
@@ -261,12 +270,8 @@ class ScaleSpace:
         lo, hi = self.level_range(min_sigma, max_sigma)
         lev = self.cand_level
         active = ((self.cand_response > threshold) & (lev >= lo) & (lev <= hi)
-                  & ((lev == lo) | self.cand_beats_below) & ((lev == hi) | self.cand_beats_above))
-        if region is not None:
-            rs, cs = region
-            x, y = self.cand_xy[:, 0], self.cand_xy[:, 1]
-            active &= (y >= (rs.start or 0)) & (y < (rs.stop if rs.stop is not None else 1e18))
-            active &= (x >= (cs.start or 0)) & (x < (cs.stop if cs.stop is not None else 1e18))
+                  & ((lev == lo) | self.cand_beats_below) & ((lev == hi) | self.cand_beats_above)
+                  & in_region(self.cand_xy, region))
         if self.pair_i.size:
             both = active[self.pair_i] & active[self.pair_j] & (self.pair_overlap > overlap)
             active[self.pair_loser[both]] = False
