@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import CorruptFileError, UnsupportedFormatError
+from ...errors import UnsupportedFormatError
 from .._signal import RawSignal, SignalKind
 from ..units import is_reciprocal_unit, length_to_nm, normalise_unit
+from ._common import corrupt as _corrupt
+from ._common import jsonable as _jsonable
 
 __all__ = ["read"]
 
@@ -61,31 +63,7 @@ _ORIGINAL_MAX_CHARS = 256_000
 _FILETIME_EPOCH = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
 
 
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
-
-def _jsonable(value: Any) -> Any:
-    """Python scalars/strings/lists for numpy values; None for what JSON cannot hold."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("utf-8", "replace")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, complex):
-        return [value.real, value.imag]
-    if isinstance(value, np.ndarray):
-        if value.size > 64:
-            return None
-        return [_jsonable(v) for v in value.ravel().tolist()]
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
 
 
 def _check_header(path: Path) -> int:

@@ -38,9 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import CorruptFileError, UnsupportedFormatError
+from ...errors import UnsupportedFormatError
 from .._signal import RawSignal, SignalKind
 from ..units import NM_PER_UNIT, is_reciprocal_unit, length_to_nm, normalise_unit
+from ._common import corrupt as _corrupt
+from ._common import jsonable as _jsonable
 
 __all__ = ["read"]
 
@@ -50,31 +52,7 @@ _ORIGINAL_MAX_CHARS = 256_000
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
-
-def _jsonable(value: Any) -> Any:
-    """Python scalars/strings/lists for numpy and h5py values; None where JSON has nothing."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("utf-8", "replace")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, complex):
-        return [value.real, value.imag]
-    if isinstance(value, np.ndarray):
-        if value.size > 64:
-            return None
-        return [_jsonable(v) for v in value.ravel().tolist()]
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
 
 
 def _text(value: Any) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from ...errors import CorruptFileError
 from .._signal import RawSignal
 from ..hyperspy import AxisInfo, clean_text, default_signal_name, jsonable, signal_from_axes
+from ._common import corrupt as _corrupt
 
 __all__ = ["read", "read_hyperspy_tree", "is_hdf5"]
 
@@ -41,9 +42,6 @@ def looks_like_table(frame: tuple[int, ...]) -> bool:
     short, long = min(frame), max(frame)
     return short < 8 and long >= 4 * short
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def max_in_memory_bytes() -> int:

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import CorruptFileError
 from .._signal import RawSignal, SignalKind
 from ..units import length_to_nm
+from ._common import corrupt as _corrupt
 
 __all__ = ["read"]
 
@@ -60,9 +60,6 @@ _FEI_FIELDS = {
     "Camera length": ("camera_length_m", 1.0),
 }
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def _check_header(path: Path) -> tuple[int, int, int]:

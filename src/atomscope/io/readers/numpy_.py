@@ -30,6 +30,7 @@ import numpy as np
 from ...errors import CorruptFileError, UnsupportedFormatError
 from .._signal import RawSignal
 from ..units import length_to_nm
+from ._common import corrupt as _corrupt
 from .hdf5 import looks_like_table
 
 __all__ = ["read", "MAIN_KEYS", "PIXEL_SIZE_KEYS"]
@@ -39,9 +40,6 @@ PIXEL_SIZE_KEYS: tuple[str, ...] = ("pixel_size_nm", "pixel_size")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def _max_in_memory_bytes() -> int:

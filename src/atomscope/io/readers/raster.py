@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import CorruptFileError
 from .._signal import RawSignal
+from ._common import corrupt as _corrupt
 
 __all__ = ["read"]
 
@@ -29,9 +29,6 @@ _MAGICS: dict[str, tuple[bytes, ...]] = {
 _CONVERT_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "PA", "La"}
 _MAX_PIXELS = 1 << 31
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def _sniff(path: Path) -> str:

@@ -36,6 +36,7 @@ import numpy as np
 from ...errors import CorruptFileError, MissingFileError
 from .._signal import RawSignal, SignalKind
 from ..units import length_to_nm
+from ._common import corrupt as _corrupt
 
 __all__ = ["read"]
 
@@ -69,9 +70,6 @@ _ACQUIRE_WORDS = (
     "CCD",
 )
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 class _Reader:

@@ -34,6 +34,7 @@ import numpy as np
 from ...errors import CorruptFileError
 from .._signal import RawSignal
 from ..units import is_reciprocal_unit, length_to_nm, normalise_unit
+from ._common import corrupt as _corrupt
 
 __all__ = ["read"]
 
@@ -47,9 +48,6 @@ _DM_SCALE = {"x": 65009, "y": 65010, "z": 65011}
 _DM_LONG_UNIT = {"x": 65012, "y": 65013, "z": 65014}
 _DM_TAG_TREE = 65027
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def _max_in_memory_bytes() -> int:

@@ -16,15 +16,13 @@ import numpy as np
 
 from ...errors import CorruptFileError
 from .._signal import RawSignal
+from ._common import corrupt as _corrupt
 from .hdf5 import max_in_memory_bytes, read_hyperspy_tree
 
 __all__ = ["read"]
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
-
-def _corrupt(path: Path, problem: str) -> CorruptFileError:
-    return CorruptFileError(f"{path.name}: {problem}")
 
 
 def _load_array(arr: Any, label: str) -> np.ndarray:
