@@ -100,3 +100,17 @@ def test_point_defects_statistics():
     assert {"n_vacancies", "n_substitutions"} <= set(res.truth.columns.columns)
     assert "vacant" in set(res.truth.columns.species) or (
         res.truth.columns.n_vacancies > 0).any()
+
+
+def test_bicrystal_with_an_amorphous_patch():
+    from atomscope.simulate import simulate_bicrystal
+
+    res = simulate_bicrystal("SrTiO3", rotation=5, rotation2=35, size=192, amorphous=0.15,
+                             seed=4)
+    masks = res.truth.masks
+    assert masks["amorphous"].mean() == pytest.approx(0.15, abs=0.01)
+    # the patch is neither grain
+    assert not np.any((masks["amorphous"] == 1) & (masks["grain"] > 0))
+    cols = res.truth.columns
+    assert cols.amorphous.any() and (cols.grain[cols.amorphous] == 0).all()
+    assert set(cols.grain[~cols.amorphous]) == {1, 2}

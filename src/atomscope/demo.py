@@ -21,7 +21,7 @@ def simulate_demo_sample(seed: int = 0) -> dict[str, Any]:
 
     bicrystal = simulate_bicrystal(
         "SrTiO3", zone=(0, 0, 1), rotation=5.0, rotation2=35.0, boundary="stepped",
-        size=384, pixel_size=0.02, thickness=20, dose=2e4, seed=seed,
+        size=384, pixel_size=0.02, thickness=20, dose=2e4, amorphous=0.08, seed=seed,
     )
     movie = simulate_coarsening_movie(n_frames=12, size=256, pixel_size=0.18, seed=seed)
     return {"bicrystal": bicrystal, "movie": movie}

@@ -179,6 +179,9 @@ def simulate_bicrystal(
     max_repeat: float = 2.0,
     vacancies: float | Mapping[str, float] | None = None,
     substitutions: Mapping[str, Any] | None = None,
+    amorphous: float | None = None,
+    amorphous_patches: int = 1,
+    amorphous_mode: str = "random",
     seed: int | np.random.Generator | None = None,
     **imaging: Any,
 ) -> SimulationResult:
@@ -208,14 +211,17 @@ def simulate_bicrystal(
         As in :func:`~atomscope.simulate.simulate_haadf` (``thickness2`` for grain 2).
     vacancies, substitutions
         Point defects, see :func:`apply_point_defects`.
+    amorphous : float, optional
+        Area fraction turned amorphous (see :func:`add_amorphous_patches`), in
+        ``amorphous_patches`` blobs, ``amorphous_mode`` 'random' or 'displace'.
     **imaging
         Microscope, noise and scan settings (see :class:`~atomscope.simulate.imaging.Imaging`).
 
     Returns
     -------
     SimulationResult
-        Masks: 'grain' (1 or 2 per pixel) and 'phase' (1 or 2: which structure); columns carry
-        grain and phase.
+        Masks: 'grain' (1 or 2 per pixel, 0 where amorphous) and 'phase' (1 or 2: which
+        structure), and 'amorphous' when requested; columns carry grain and phase.
     """
     opts = imaging_from_kwargs(imaging)
     shape = image_shape(size)
@@ -248,6 +254,13 @@ def simulate_bicrystal(
     side = boundary_side(xx.astype(float), yy.astype(float), **bkw) >= 0
     grain_mask = np.where(side, 2, 1).astype(np.uint8)
     phase_mask = grain_mask if not same else np.ones(shape, np.uint8)
+    amorphous_mask = None
+    if amorphous:
+        cols, amorphous_mask = add_amorphous_patches(
+            cols, shape, amorphous, n_patches=amorphous_patches, mode=amorphous_mode,
+            displacement=0.06 / ps, packing_distance=0.22 / ps,
+            crystal_density=p1.n_sites / (p1.cell_area / ps**2), rng=rng)
+        grain_mask = np.where(amorphous_mask, 0, grain_mask).astype(np.uint8)
     params = {
         "structure": structure_label(structure),
         "structure2": structure_label(structure2),
@@ -261,8 +274,12 @@ def simulate_bicrystal(
         "step_period_nm": step_period, "min_separation_nm": min_separation,
         "vacancies": vacancies, "substitutions": substitutions, "seed": seed_record(seed),
         "max_repeat_nm": max_repeat, "same_phase": same,
+        "amorphous_fraction": amorphous, "amorphous_patches": amorphous_patches,
+        "amorphous_mode": amorphous_mode,
     }
     masks = {"grain": grain_mask, "phase": phase_mask.astype(np.uint8)}
+    if amorphous_mask is not None:
+        masks["amorphous"] = amorphous_mask.astype(np.uint8)
     return form_image(cols, shape, ps, opts, rng, parameters=params, masks=masks,
                       kind="bicrystal" if same else "two-phase")
 
@@ -388,6 +405,38 @@ def simulate_amorphous_patches(
     cols = tile(proj, shape, ps, rotation=rotation, shift=shift, margin=margin,
                 thickness=thickness)
     cols = apply_point_defects(cols, vacancies=vacancies, substitutions=substitutions, rng=rng)
+    crystal_density = proj.n_sites / (proj.cell_area / ps**2)  # columns per px²
+    all_cols, mask = add_amorphous_patches(
+        cols, shape, fraction, n_patches=n_patches, mode=mode, displacement=displacement / ps,
+        packing_distance=packing_distance / ps, crystal_density=crystal_density, rng=rng)
+    params = {
+        "structure": structure_label(structure), "zone": list(proj.zone),
+        "zone_label": format_zone(proj.zone), "period_nm": proj.period,
+        "thickness": thickness, "rotation_deg": rotation, "shift_px": list(shift),
+        "fraction_requested": fraction, "fraction_actual": float(mask.mean()),
+        "n_patches": n_patches, "mode": mode, "displacement_nm": displacement,
+        "packing_distance_nm": packing_distance, "vacancies": vacancies,
+        "substitutions": substitutions, "seed": seed_record(seed), "max_repeat_nm": max_repeat,
+    }
+    masks = {"amorphous": mask.astype(np.uint8), "grain": (~mask).astype(np.uint8)}
+    return form_image(all_cols, shape, ps, opts, rng, parameters=params, masks=masks,
+                      kind="amorphous-patches")
+
+
+def add_amorphous_patches(cols: ColumnSet, shape: tuple[int, int], fraction: float, *,
+                          n_patches: int, mode: str, displacement: float,
+                          packing_distance: float, crystal_density: float,
+                          rng: np.random.Generator) -> tuple[ColumnSet, np.ndarray]:
+    """Turn patches covering *fraction* of the field into amorphous material.
+
+    Lengths in px. 'random' replaces the columns inside the patches by a random dense packing
+    (points at least *packing_distance* apart, the crystal's mean column composition times a
+    Gamma(4, 1/4) factor, at the crystal's projected density of columns per px²); 'displace'
+    moves them by Gaussian noise of *displacement* per axis with the same weight factors.
+    Returns the new columns and the boolean patch mask.
+    """
+    if mode not in ("random", "displace"):
+        raise ParameterError(f"mode must be 'random' or 'displace', got {mode!r}")
     mask = patch_mask(shape, fraction, n_patches=n_patches, rng=rng)
     h, w = shape
 
@@ -403,7 +452,7 @@ def simulate_amorphous_patches(
     if mode == "displace":
         n = int(amorph.sum())
         cols.xy = cols.xy.copy()
-        cols.xy[amorph] += rng.normal(0.0, displacement / ps, (n, 2))
+        cols.xy[amorph] += rng.normal(0.0, displacement, (n, 2))
         factor = rng.gamma(4.0, 0.25, n)
         cols.counts = cols.counts.copy()
         cols.counts[amorph] *= factor[:, None]
@@ -414,12 +463,11 @@ def simulate_amorphous_patches(
         all_cols = cols
     else:
         crystal = cols.select(~amorph)
-        pts = _random_packing(in_mask, (-0.5, w - 0.5, -0.5, h - 0.5), packing_distance / ps,
+        pts = _random_packing(in_mask, (-0.5, w - 0.5, -0.5, h - 0.5), packing_distance,
                               rng, existing=crystal.xy)
         n = len(pts)
         factor = rng.gamma(4.0, 0.25, n)
         # keep the projected atom density: the film has the crystal's mean atoms per area
-        crystal_density = proj.n_sites / (proj.cell_area / ps**2)  # columns per px²
         packing_density = n / max(float(mask.sum()), 1.0) if n else 1.0
         density_ratio = crystal_density / max(packing_density, 1e-12)
         counts = mean_counts[None, :] * factor[:, None] * density_ratio
@@ -430,15 +478,4 @@ def simulate_amorphous_patches(
             extra={k: np.zeros(n, v.dtype) for k, v in cols.extra.items()},
         )
         all_cols = ColumnSet.concat([crystal, amorphous])
-    params = {
-        "structure": structure_label(structure), "zone": list(proj.zone),
-        "zone_label": format_zone(proj.zone), "period_nm": proj.period,
-        "thickness": thickness, "rotation_deg": rotation, "shift_px": list(shift),
-        "fraction_requested": fraction, "fraction_actual": float(mask.mean()),
-        "n_patches": n_patches, "mode": mode, "displacement_nm": displacement,
-        "packing_distance_nm": packing_distance, "vacancies": vacancies,
-        "substitutions": substitutions, "seed": seed_record(seed), "max_repeat_nm": max_repeat,
-    }
-    masks = {"amorphous": mask.astype(np.uint8), "grain": (~mask).astype(np.uint8)}
-    return form_image(all_cols, shape, ps, opts, rng, parameters=params, masks=masks,
-                      kind="amorphous-patches")
+    return all_cols, mask
