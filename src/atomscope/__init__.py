@@ -12,10 +12,12 @@ from .io import load
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "AtomscopeError", "Micrograph", "Source", "as_micrograph", "load",
-           "find_atoms"]
+           "find_atoms", "segment"]
 
 # analyses are imported on first use, so `import atomscope` (and the CLI) stays fast
-_LAZY = {"find_atoms": ("atomscope.atoms", "find_atoms")}
+_LAZY = {"find_atoms": ("atomscope.atoms", "find_atoms"),
+         # the function; the subpackage is atomscope.segmentation
+         "segment": ("atomscope.segmentation", "segment")}
 
 
 def __getattr__(name: str) -> Any:

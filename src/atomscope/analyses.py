@@ -48,6 +48,12 @@ ANALYSES: dict[str, Analysis] = {
         "Bayesian optimisation against physics rewards",
         table_file="atoms.csv",
     ),
+    "segment": Analysis(
+        "segment", "atomscope.segmentation:segment", "atomscope.segmentation:Segmentation",
+        "Unsupervised segmentation by local symmetry descriptors (translation, rotation, "
+        "reflection, power spectrum): PCA, seeded k-means, labels at every pixel",
+        table_file="segments.csv", labels_file="labels.tif",
+    ),
 }
 
 

@@ -341,6 +341,75 @@ def batch(
         raise typer.Exit(130)
 
 
+@app.command()
+def segment(
+    image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    descriptor: Annotated[str, typer.Option(
+        help="translation, rotation, reflection, power_spectrum, or several comma-separated")
+    ] = "translation",
+    clusters: Annotated[int | None, typer.Option(
+        "--clusters", "-k", help="Number of segments (default: chosen automatically)")] = None,
+    stride: Annotated[int, typer.Option(help="Spacing of the descriptor centres, px")] = 5,
+    window: Annotated[str, typer.Option(
+        help="Largest translation / max-pooling half-width, px, or auto")] = "auto",
+    patch: Annotated[str, typer.Option(
+        help="Patch side (diameter of the circular patch), px, or auto")] = "auto",
+    components: Annotated[int, typer.Option(help="PCA components")] = 5,
+    k_method: Annotated[str, typer.Option(
+        "--k-method", help="Automatic number of segments: silhouette or bic")] = "silhouette",
+    normalize: Annotated[str, typer.Option(help="Intensity normalisation: local or global")
+                         ] = "local",
+    model: Annotated[Path | None, typer.Option(
+        help="Reuse a fitted model (model.npz, or the output folder of an earlier run) so that "
+        "segments keep their labels, e.g. across the frames of a movie")] = None,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device for the descriptors, e.g. "
+                                                    "cuda (default: numpy on the CPU)")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of k-means and the subsamples")] = 0,
+) -> None:
+    """Unsupervised segmentation by local symmetry: labels.tif, labels.npy, segments.csv,
+    overlay.png, model.npz and report.json in OUT."""
+    from .io import load
+    from .segmentation import SegmentationModel
+    from .segmentation import segment as run_segment
+
+    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    if mg.is_stack:
+        typer.echo(f"{image} is a stack of {mg.n_frames} frames; segmenting frame 0 (use "
+                   "--frame N, with --model OUT/model.npz for labels consistent with frame 0).",
+                   err=True)
+        mg = mg.frame(0)
+
+    def size(text: str) -> int | str:
+        return text if text == "auto" else int(text)
+
+    fitted = SegmentationModel.load(model) if model is not None else None
+    kwargs: dict[str, Any] = {} if fitted is not None else {
+        "descriptor": descriptor, "stride": stride, "window": size(window),
+        "patch": size(patch), "normalize": normalize}
+    result = run_segment(mg, n_clusters=clusters, n_components=components, k_method=k_method,
+                         model=fitted, device=device, seed=seed, **kwargs)
+    result.save(out)
+    sc = result.scores
+    how = sc.get("n_clusters_chosen_by")
+    line = (f"{result.n_clusters} segments ({', '.join(result.model.settings.descriptors)}, "
+            f"window {result.model.settings.window} px, patch {result.model.settings.patch} px, "
+            f"stride {result.model.settings.stride} px) in {result.timings['total']:.2f} s")
+    if how in ("silhouette", "bic"):
+        k_scores = ", ".join(f"{k}: {v:.3g}" for k, v in sc.get("k_scores", {}).items())
+        line += f"; number chosen by {how} ({k_scores})"
+    typer.echo(line)
+    frame_ = result.to_frame()
+    typer.echo("areas: " + ", ".join(f"segment {int(r.label)} {100 * r.area_fraction:.1f} %"
+                                     for r in frame_.itertuples()))
+    if result.message:
+        typer.echo(result.message)
+    typer.echo(f"Results written to {out.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:
