@@ -54,6 +54,13 @@ ANALYSES: dict[str, Analysis] = {
         "reflection, power spectrum): PCA, seeded k-means, labels at every pixel",
         table_file="segments.csv", labels_file="labels.tif",
     ),
+    "disorder": Analysis(
+        "disorder", "atomscope.disorder:find_disorder", "atomscope.disorder:DisorderMap",
+        "Disordered and amorphous regions: Gaussian mixtures on atom-centred patches, threshold "
+        "and covariance tuned by multi-objective Bayesian optimisation (compactness, perimeter, "
+        "misfit rewards); per-atom scores and a per-pixel mask",
+        table_file="disorder.csv", labels_file="amorphous_mask.tif",
+    ),
 }
 
 

@@ -410,6 +410,65 @@ def segment(
     typer.echo(f"Results written to {out.resolve()}")
 
 
+
+@app.command()
+def disorder(
+    image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    atoms_csv: Annotated[Path | None, typer.Option(
+        "--atoms", help="atoms.csv with x, y columns in px (default: found by atomscope atoms)")
+    ] = None,
+    sublattice: Annotated[int | None, typer.Option(
+        help="Analyse only this atom type (0 = brightest, as in report.json)")] = None,
+    types: Annotated[int | None, typer.Option(
+        "--types", help="Number of atom types (default: chosen by BIC)")] = None,
+    optimize: Annotated[bool, typer.Option(
+        "--optimize/--no-optimize",
+        help="Tune threshold and covariance type by Bayesian optimisation")] = True,
+    threshold: Annotated[float | None, typer.Option(
+        help="Score threshold in robust sigmas (with --no-optimize)")] = None,
+    covariance: Annotated[str | None, typer.Option(
+        help="full, tied, diag or spherical (with --no-optimize)")] = None,
+    rewards: Annotated[str, typer.Option(help="robust or paper")] = "robust",
+    choice: Annotated[str, typer.Option(help="Pareto choice: euclidean or chebyshev")
+                      ] = "euclidean",
+    patch_size: Annotated[int | None, typer.Option(
+        "--patch-size", help="Patch side in px (default 2.5 x the column spacing)")] = None,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of clustering and optimiser")] = 0,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = False,
+) -> None:
+    """Disordered / amorphous regions: disorder.csv, amorphous_mask.tif, overlay.png,
+    pareto.png and report.json in OUT."""
+    from .disorder import find_disorder
+    from .io import load
+
+    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    if mg.is_stack:
+        typer.echo(f"{image} is a stack of {mg.n_frames} frames; analysing frame 0 (use "
+                   "--frame N).", err=True)
+        mg = mg.frame(0)
+    result = find_disorder(mg, atoms_csv, sublattice=sublattice, n_types=types,
+                           optimize=optimize, threshold=threshold, covariance=covariance,
+                           rewards=rewards, choice=choice, patch_size=patch_size, seed=seed,
+                           show_progress=show_progress)
+    result.save(out)
+    write_report("disorder", result, mg, out)
+    s = result.summary()
+    typer.echo(f"{s['n_disordered']} of {s['n_analysed']} columns disordered; amorphous area "
+               f"{100 * result.area_fraction:.2f} % in {result.n_regions} region(s) "
+               f"({result.timings.get('total', 0):.1f} s)")
+    if result.parameters:
+        p = result.parameters
+        typer.echo(f"threshold {p['threshold']:.3g} robust sigma, covariance {p['covariance']}; "
+                   f"{result.types.get('n_types', 0)} atom type(s)")
+    if result.message:
+        typer.echo(result.message)
+    typer.echo(f"Results written to {out.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:

@@ -141,7 +141,9 @@ def result_section(name: str, result: Any) -> str:
     if isinstance(summary, Mapping) and summary:
         parts.append("<h3>Summary</h3>")
         parts.append(_key_value_table(summary, skip=("optimization", "message")))
-        for o in (summary.get("optimization") or [])[:1]:
+        recorded = summary.get("optimization") or []
+        # one optimisation (a dict) or one per window (a list): the first one's choice is shown
+        for o in ([recorded] if isinstance(recorded, Mapping) else list(recorded))[:1]:
             best = o.get("best_euclidean") if isinstance(o, Mapping) else None
             if best:
                 parts.append("<h3>Parameters chosen by the optimiser</h3>")
