@@ -42,6 +42,12 @@ class Analysis:
 
 # Capabilities add their entry here when they land.
 ANALYSES: dict[str, Analysis] = {
+    "particles": Analysis(
+        "particles", "atomscope.particles:analyze", "atomscope.particles:ParticleTable",
+        "Nanoparticles of images and in-situ movies: segmented (classical recipe, U-Net or "
+        "shallow CNN), measured in nm, tracked across frames with coalescence events",
+        table_file="particles.csv", labels_file="mask.tif",
+    ),
     "atoms": Analysis(
         "atoms", "atomscope.atoms:find_atoms", "atomscope.atoms:AtomTable",
         "Every atomic column, sub-pixel, with detector parameters tuned by multi-objective "

@@ -342,6 +342,151 @@ def batch(
 
 
 @app.command()
+def particles(
+    image: Annotated[Path, typer.Argument(help="Image, stack/movie file or folder of frames")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    method: Annotated[str, typer.Option(help="classical, unet or shallow")] = "classical",
+    threshold: Annotated[str, typer.Option(
+        help="Network probability threshold: otsu or a number such as 0.4")] = "otsu",
+    model: Annotated[str | None, typer.Option(
+        help="Model file from `atomscope train particles` (NAME.pt) or a shipped model name"
+    )] = None,
+    bright: Annotated[bool | None, typer.Option(
+        "--bright/--dark", help="Particles brighter (HAADF) or darker (bright-field) than the "
+        "support; default: detected from the signal name and histogram")] = None,
+    min_diameter: Annotated[float | None, typer.Option(
+        help="Drop particles with a smaller equivalent diameter (nm)")] = None,
+    min_area: Annotated[int, typer.Option(help="Drop particles with fewer pixels")] = 10,
+    exclude_border: Annotated[bool, typer.Option(
+        "--exclude-border", help="Drop particles touching the frame edge")] = False,
+    track: Annotated[bool, typer.Option("--track/--no-track",
+                                        help="Link particles across frames (movies)")] = True,
+    max_gap: Annotated[int, typer.Option(
+        help="Frames a particle may be missed and keep its track")] = 1,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    device: Annotated[str, typer.Option(help="Network device: cpu, cuda or auto")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the networks")] = None,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Segment, measure and track nanoparticles: particles.csv, mask.tif or masks.zarr,
+    overlay.png, size_vs_time.png and size_histograms.png (movies), report.json in OUT."""
+    from .io import load
+    from .particles import analyze
+
+    mg = load(image, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    result = analyze(mg, method=method, bright=bright, threshold=threshold, model=model,
+                     min_diameter_nm=min_diameter, min_area_px=min_area,
+                     exclude_border=exclude_border, track_particles=track, max_gap=max_gap,
+                     device=device, n_threads=threads, show_progress=show_progress)
+    result.save(out)
+    write_report("particles", result, mg, out)
+    s = result.summary()
+    unit = s["diameter_unit"]
+    frames = f" in {result.n_frames} frames" if result.is_movie else ""
+    typer.echo(f"{len(result)} particles{frames} ({method}, "
+               f"{'bright' if result.bright else 'dark'} particles)")
+    if "diameter" in s:
+        d = s["diameter"]
+        typer.echo(f"diameter {d['mean']:.3g} ± {d['std']:.2g} {unit} "
+                   f"(median {d['median']:.3g}, range {d['min']:.3g}–{d['max']:.3g})")
+    if result.is_movie and len(result):
+        ev = ", ".join(f"{v} {k}" for k, v in s.get("events", {}).items()) or "no events"
+        typer.echo(f"{s['n_tracks']} tracks; {ev}; mean diameter "
+                   f"{s['mean_diameter_first_frame']:.3g} → {s['mean_diameter_last_frame']:.3g} "
+                   f"{unit}")
+    if result.message:
+        typer.echo(result.message)
+    typer.echo(f"Results written to {out.resolve()}")
+
+
+train_app = typer.Typer(
+    name="train",
+    help="Train the networks that atomscope's analyses use (models that --model accepts).",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("particles")
+def train_particles(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder for the model")],
+    simulated: Annotated[bool, typer.Option(
+        "--simulated", help="Train on simulated frames with exact masks (the shipped models' "
+        "recipe)")] = False,
+    from_folder: Annotated[Path | None, typer.Option(
+        "--from-folder", help="Train on your frames (folder, stack or file); labels from "
+        "--masks or else classical pseudo-labels")] = None,
+    masks: Annotated[Path | None, typer.Option(
+        help="Masks for --from-folder (folder, stack or file; one per frame)")] = None,
+    arch: Annotated[str, typer.Option(help="unet or shallow")] = "unet",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default per architecture)")
+                      ] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps per epoch")] = None,
+    frames: Annotated[int | None, typer.Option(help="Simulated frames")] = None,
+    frame_size: Annotated[int | None, typer.Option(help="Simulated frame size, px")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="Training patch size, px")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Patches per step")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate")] = None,
+    loss: Annotated[str | None, typer.Option(help="ce, ce_dice or dice")] = None,
+    blur: Annotated[float, typer.Option(
+        help="Gaussian pre-blur σ in px for training and inference (the paper's blur study)")
+                    ] = 0.0,
+    bright: Annotated[bool | None, typer.Option(
+        "--bright/--dark", help="Polarity of --from-folder frames (default: detected)")] = None,
+    segment_length: Annotated[int | None, typer.Option(
+        help="Consecutive frames kept together in the validation split")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    name: Annotated[str | None, typer.Option(help="Model name (file stem)")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train a particle-segmentation network and write NAME.pt + NAME.json to OUT."""
+    from .particles import train
+
+    if simulated == (from_folder is not None):
+        raise typer.BadParameter("choose exactly one of --simulated and --from-folder")
+    if masks is not None and from_folder is None:
+        raise typer.BadParameter("--masks goes with --from-folder")
+    images = mask_data = None
+    if from_folder is not None:
+        from .io import load
+
+        images = load(from_folder)
+        if masks is not None:
+            mask_data = load(masks).data
+    parts = ["atomscope train particles", "--simulated" if simulated else
+             f"--from-folder {from_folder}", f"-o {out}", f"--arch {arch}", f"--seed {seed}"]
+    for flag, value in (("--masks", masks), ("--epochs", epochs), ("--steps", steps),
+                        ("--frames", frames), ("--frame-size", frame_size),
+                        ("--patch-size", patch_size), ("--batch-size", batch_size),
+                        ("--lr", lr), ("--loss", loss), ("--segment-length", segment_length),
+                        ("--name", name), ("--threads", threads)):
+        if value is not None:
+            parts.append(f"{flag} {value}")
+    if blur:
+        parts.append(f"--blur {blur}")
+    if bright is not None:
+        parts.append("--bright" if bright else "--dark")
+    trained = train(architecture=arch, images=images, masks=mask_data, bright=bright,
+                    n_frames=frames, frame_size=frame_size, epochs=epochs,
+                    steps_per_epoch=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
+                    loss=loss, blur_sigma=blur, segment_length=segment_length, seed=seed,
+                    device=device, n_threads=threads, out=out, name=name,
+                    command=" ".join(parts), show_progress=show_progress)
+    m = trained.manifest
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in (m.get("metrics") or {}).items()
+                        if isinstance(v, float))
+    typer.echo(f"{m['architecture']} with {m['n_parameters']} parameters trained in "
+               f"{m['training']['seconds_total']:.0f} s" + (f"; {metrics}" if metrics else ""))
+    typer.echo(f"Model written to {Path(trained.path).resolve()}")
+    typer.echo(f"Use it with: atomscope particles IMAGE -o OUT --method {arch} "
+               f"--model {trained.path}")
+
+
+
+@app.command()
 def segment(
     image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
