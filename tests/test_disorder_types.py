@@ -66,3 +66,20 @@ def test_ybco_100_four_types_agree_with_the_species():
     assert agree >= 0.95, agree
     # Ba (brightest) is type 0
     assert np.mean(ybco_classes(cols)[r.table["type"].to_numpy() == 0] == "Ba") > 0.95
+
+
+def test_translation_partners_separate_crystal_from_random_packing():
+    from atomscope.disorder.types import translation_partners
+
+    rng = np.random.default_rng(3)
+    vectors = np.array([[10.0, 0.0], [3.0, 9.5]])
+    ij = np.stack(np.meshgrid(np.arange(-5, 30), np.arange(-5, 30)), -1).reshape(-1, 2)
+    motif = np.array([[0.0, 0.0], [5.0, 4.0]])  # two columns per cell
+    crystal = (ij @ vectors)[:, None, :] + motif[None]
+    crystal = crystal.reshape(-1, 2) + rng.normal(0, 0.3, (len(ij) * 2, 2))
+    crystal = crystal[(crystal >= 0).all(1) & (crystal < 200).all(1)]
+    frac = translation_partners(crystal, vectors, (200, 200), tolerance=1.5)
+    assert np.nanmean(frac >= 0.75) > 0.98
+    random = rng.uniform(0, 200, (len(crystal), 2))
+    frac_r = translation_partners(random, vectors, (200, 200), tolerance=1.5)
+    assert np.nanmean(frac_r >= 0.75) < 0.1

@@ -28,7 +28,7 @@ from .model import COVARIANCE_TYPES, DisorderModel, view_validity
 from .patches import extract_patches, invariant_features
 from .result import DisorderMap
 from .rewards import REWARD_SETS, DisorderObjective, choose_point
-from .types import classify_types, crystalline_core, pca_features
+from .types import classify_types, crystalline_core, pca_features, translation_partners
 
 __all__ = ["find_disorder", "search_space", "THRESHOLD_LOW", "ACQ_OPTIONS"]
 
@@ -43,6 +43,13 @@ ACQ_OPTIONS: dict[str, Any] = {"mc_samples": 16, "num_restarts": 4, "raw_samples
 #: columns fainter than this fraction of the faint end (5th percentile) of the crystalline
 #: columns' brightness are spurious detections: not scored
 FAINT_FRACTION = 0.5
+
+#: a lattice-translation partner lies within this fraction of the nearest-neighbour distance
+PARTNER_TOLERANCE = 0.25
+
+#: atoms with fewer than this fraction of their translation partners are not in the
+#: crystalline core (a random dense packing has ~4 % chance to pass, a crystal column ~100 %)
+PARTNER_FRACTION = 0.75
 
 #: σ of the mask smoothing, in nearest-neighbour distances
 SMOOTH = 0.5
@@ -117,6 +124,31 @@ def _empty(mg: Micrograph, table: pd.DataFrame, message: str, settings: dict[str
     out["label"] = np.full(n, "not analysed", dtype=object)
     return DisorderMap(out, np.zeros(mg.image_shape, bool), mg, settings=settings,
                        timings=timings, message=message)
+
+
+def _periodic_core(core: np.ndarray, mg: Micrograph, lattice: Any, xy_all: np.ndarray,
+                   rows: np.ndarray, nn: float) -> tuple[np.ndarray, bool]:
+    """Keep in the crystalline core only atoms with most of their lattice-translation
+    partners: a large, uniform amorphous region has look-alike patches too, and would
+    otherwise become an atom type of its own (and so "crystalline").
+
+    Skipped (core unchanged, False) when the lattice is unknown or when the test would leave
+    too little of the core: then the lattice vectors do not describe these columns.
+    """
+    if lattice is None:
+        from ..atoms.lattice import estimate_lattice
+
+        try:
+            lattice = estimate_lattice(mg.data)
+        except Exception:  # noqa: BLE001 - no lattice: the appearance core is used alone
+            return core, False
+    partners = translation_partners(xy_all, lattice.vectors, mg.image_shape,
+                                    tolerance=PARTNER_TOLERANCE * nn)[rows]
+    periodic = ~(partners < PARTNER_FRACTION)  # NaN (no partner inside the image) passes
+    new = core & periodic
+    if new.sum() < max(10, 0.3 * core.sum()):
+        return core, False
+    return new, True
 
 
 def _add_nm(table: pd.DataFrame, mg: Micrograph) -> None:
@@ -352,6 +384,7 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     flat = P.reshape(n_full, -1)
     z_full = pca_features(flat, 12, seed=seed)
     core = crystalline_core(z_full)
+    core, settings["periodic_core"] = _periodic_core(core, mg, lattice, xy_all, full_b, nn)
     z_inv = pca_features(invariant_features(P), 8, fit_rows=core, standardise=True, seed=seed)
     types = classify_types(z_inv, brightness[full_b], core=core, n_types=n_types,
                            max_types=max_types, seed=seed)

@@ -446,3 +446,47 @@ def crystalline_core(features: np.ndarray, *, k: int = 8, factor: float = 1.5) -
         return np.ones(n, bool)
     dk = cKDTree(Z).query(Z, k + 1)[0][:, -1]
     return dk <= factor * float(np.median(dk))
+
+
+def translation_partners(xy: np.ndarray, vectors: np.ndarray, shape: tuple[int, int], *,
+                         tolerance: float) -> np.ndarray:
+    """Fraction of each atom's lattice-translation partners (at ±a, ±b) that exist.
+
+    Every column of a crystal repeats one lattice vector away, whatever the motif; a column of
+    an amorphous region, or one displaced from its site, mostly does not. This catches a
+    disordered region that is large and uniform enough to have look-alike patches (so that
+    :func:`crystalline_core` alone would take it for a crystal type).
+
+    Parameters
+    ----------
+    xy : ndarray (n, 2)
+        Column positions (x, y) in px.
+    vectors : ndarray (2, 2)
+        Lattice basis vectors a and b (rows, (x, y) px).
+    shape : (int, int)
+        Image shape (H, W); partners that would lie outside are not counted.
+    tolerance : float
+        Largest distance (px) between a translated column and its partner.
+
+    Returns
+    -------
+    ndarray (n,)
+        Found / expected partners, NaN where no partner falls inside the image.
+    """
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(xy, dtype=np.float64)
+    v = np.asarray(vectors, dtype=np.float64)
+    h, w = shape
+    tree = cKDTree(xy)
+    found = np.zeros(len(xy))
+    expected = np.zeros(len(xy))
+    for t in (v[0], -v[0], v[1], -v[1]):
+        target = xy + t
+        inside = ((target[:, 0] >= 0) & (target[:, 0] <= w - 1) & (target[:, 1] >= 0)
+                  & (target[:, 1] <= h - 1))
+        d, _ = tree.query(target, distance_upper_bound=tolerance)
+        expected += inside
+        found += inside & np.isfinite(d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(expected > 0, found / np.maximum(expected, 1), np.nan)
