@@ -51,6 +51,9 @@ PARTNER_TOLERANCE = 0.25
 #: crystalline core (a random dense packing has ~4 % chance to pass, a crystal column ~100 %)
 PARTNER_FRACTION = 0.75
 
+#: lattices (grains of different orientation) tried by the translation-partner test
+MAX_LATTICES = 3
+
 #: σ of the mask smoothing, in nearest-neighbour distances
 SMOOTH = 0.5
 
@@ -132,20 +135,39 @@ def _periodic_core(core: np.ndarray, mg: Micrograph, lattice: Any, xy_all: np.nd
     partners: a large, uniform amorphous region has look-alike patches too, and would
     otherwise become an atom type of its own (and so "crystalline").
 
-    Skipped (core unchanged, False) when the lattice is unknown or when the test would leave
-    too little of the core: then the lattice vectors do not describe these columns.
+    Grains of other orientations fail the first lattice's test; the lattice of the failing
+    region is estimated in turn (up to :data:`MAX_LATTICES` lattices), so every grain keeps its
+    columns while an amorphous region passes none. Skipped (core unchanged, False) when no
+    lattice can be found or when the test would leave too little of the core.
     """
-    if lattice is None:
-        from ..atoms.lattice import estimate_lattice
+    from ..atoms.lattice import estimate_lattice
 
-        try:
-            lattice = estimate_lattice(mg.data)
-        except Exception:  # noqa: BLE001 - no lattice: the appearance core is used alone
-            return core, False
-    partners = translation_partners(xy_all, lattice.vectors, mg.image_shape,
-                                    tolerance=PARTNER_TOLERANCE * nn)[rows]
-    periodic = ~(partners < PARTNER_FRACTION)  # NaN (no partner inside the image) passes
-    new = core & periodic
+    data = mg.data.astype(np.float32)
+    h, w = mg.image_shape
+    tol = PARTNER_TOLERANCE * nn
+    periodic = np.zeros(len(xy_all), bool)
+    for k in range(MAX_LATTICES):
+        failing = np.flatnonzero(~periodic)
+        if k == 0 and lattice is not None:
+            vectors = lattice.vectors
+        else:
+            # the failing columns' own region, the rest of the image flattened to its median
+            region = np.zeros((h, w), bool)
+            ij = np.clip(np.rint(xy_all[failing]).astype(int), 0, [w - 1, h - 1])
+            region[ij[:, 1], ij[:, 0]] = True
+            region = ndi.binary_dilation(region, iterations=max(1, int(round(nn))))
+            if region.sum() < 400:
+                break
+            img = np.where(region, data, np.median(data[region]))
+            try:
+                vectors = estimate_lattice(img).vectors
+            except Exception:  # noqa: BLE001 - no further lattice: the rest is not periodic
+                break
+        partners = translation_partners(xy_all, vectors, (h, w), tolerance=tol)
+        periodic |= ~(partners < PARTNER_FRACTION)  # NaN (no partner in the image) passes
+        if (~periodic[rows]).sum() < max(10, 0.02 * len(rows)):
+            break
+    new = core & periodic[rows]
     if new.sum() < max(10, 0.3 * core.sum()):
         return core, False
     return new, True
