@@ -1,6 +1,7 @@
 """Each command run as a user would (through the entry point), plus error handling."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -102,3 +103,16 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "atoms:" in out
     assert (tmp_path / "demo" / "overview.png").exists()
     assert (tmp_path / "demo" / "atoms" / "atoms.csv").exists()
+    for line in ("disorder:", "segment:", "particles:"):
+        assert line in out
+    for name in ("disorder/amorphous_mask.tif", "segment/labels.tif",
+                 "particles/particles.csv", "report.html"):
+        assert (tmp_path / "demo" / name).exists(), name
+    # the demo checks itself against the simulator's truth; these are loose, honest floors
+    iou = float(re.search(r"IoU ([0-9.]+)", out).group(1))
+    grain = float(re.search(r"segment: \d+ segments, ([0-9.]+) %", out).group(1))
+    assert iou > 0.5 and grain > 80
+    page = (tmp_path / "demo" / "report.html").read_text()
+    for section in ("atoms (bicrystal)", "disorder (bicrystal)", "segment (bicrystal)",
+                    "particles (movie)"):
+        assert section in page

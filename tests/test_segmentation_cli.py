@@ -26,7 +26,7 @@ def test_segment_command(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "2 segments (translation" in text and "Results written" in text
     for name in ("labels.tif", "labels.npy", "segments.csv", "overlay.png", "report.json",
-                 "model.npz"):
+                 "model.npz", "report.html"):
         assert (out / name).exists(), name
     labels = tifffile.imread(out / "labels.tif")
     assert labels.shape == sim.image.image_shape

@@ -538,6 +538,7 @@ def segment(
     result = run_segment(mg, n_clusters=clusters, n_components=components, k_method=k_method,
                          model=fitted, device=device, seed=seed, **kwargs)
     result.save(out)
+    write_report("segment", result, mg, out)
     sc = result.scores
     how = sc.get("n_clusters_chosen_by")
     line = (f"{result.n_clusters} segments ({', '.join(result.model.settings.descriptors)}, "
