@@ -36,6 +36,19 @@ def test_crystal_flags_nothing():
     assert "No disordered region" in r.message
 
 
+def test_small_crystal_without_optimisation_flags_nothing():
+    # a few dozen columns per type: the default covariance must not overfit the crystal
+    from atomscope import find_atoms
+
+    sim, _ = crystal_case("YBa2Cu3O7", size=256, dose=3e4, seed=13)
+    atoms = find_atoms(sim.image, seed=0)
+    r = find_disorder(sim.image, atoms, n_types=4, optimize=False)
+    assert r.area_fraction < 0.01 and r.parameters["covariance"] == "spherical"
+    # a wide disorder component must not claim the low scores (that flagged everything)
+    r = find_disorder(sim.image, atoms, n_types=4, optimize=False, covariance="tied")
+    assert r.area_fraction < 0.5
+
+
 def test_same_seed_same_result():
     sim, atoms = patches_case("SrTiO3", "random")
     a = find_disorder(sim.image, atoms, optimize=False, seed=4)

@@ -226,7 +226,8 @@ def find_disorder(
     optimize : bool
         Tune the threshold and covariance type by multi-objective Bayesian optimisation. When
         False, *threshold* (default: where the score model's disorder posterior reaches 0.5)
-        and *covariance* (default "full") are used.
+        and *covariance* (default "full", or "spherical" when a type has too few columns to
+        estimate a full covariance) are used.
     n_types : int, optional
         Number of atom types (4 for YBa2Cu3O7 [100]: CuO2 planes, CuO chains, Ba, Y); chosen
         by BIC when None.
@@ -515,7 +516,8 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
             params = _with_cov(opt.params[k], covariance_types)
         opt.settings["chosen_index"] = None if k is None else int(k)
     else:
-        cov = covariance or ("full" if "full" in covariance_types else covariance_types[0])
+        cov = covariance or _default_covariance(model, inlier_all[m_idx], type_all[m_idx],
+                                                n_components, covariance_types)
         t = threshold if threshold is not None else _bayes_threshold(objective, cov)
         params = {"threshold": float(t), "covariance": cov}
     ev = objective.evaluate(params)
@@ -564,6 +566,22 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
 
 def _with_cov(p: dict[str, Any], covariance_types: tuple[str, ...]) -> dict[str, Any]:
     return {"covariance": covariance_types[0], **p}
+
+
+def _default_covariance(model: DisorderModel, inliers: np.ndarray, types: np.ndarray,
+                        n_components: int, covariance_types: tuple[str, ...]) -> str:
+    """Without optimisation: "full" when every crystalline cluster has enough inliers to
+    estimate a full covariance (10 per dimension), else "spherical". With a few dozen columns
+    per type a full (or diagonal) covariance overfits, and the crystal's own columns then
+    score as outliers."""
+    counts = [int((inliers & (types == t)).sum()) for t in np.unique(types[types >= 0])]
+    n_clusters = max(int(sum(model.n_clusters)), 1)
+    per_cluster = min(counts) * len(counts) / n_clusters if counts else 0
+    for cov in (("full",) if per_cluster >= 10 * (n_components + 1) else ()) + (
+            "spherical", "diag", "full", "tied"):
+        if cov in covariance_types:
+            return cov
+    return covariance_types[0]
 
 
 def _bayes_threshold(objective: DisorderObjective, covariance: str) -> float:

@@ -364,7 +364,8 @@ class ScoreMixture:
         if m1 <= m0 + 2 * s0:  # the "disorder" component is only the crystal's tail
             return
         self.weight, self.mean, self.std = w, (m0, m1), (s0, s1)
-        self.posterior = r
+        # disorder raises the score: a wide disorder component must not claim the lower tail
+        self.posterior = np.where(s > m0, r, 0.0)
 
     @property
     def expected_disordered(self) -> float:
