@@ -67,6 +67,12 @@ ANALYSES: dict[str, Analysis] = {
         "misfit rewards); per-atom scores and a per-pixel mask",
         table_file="disorder.csv", labels_file="amorphous_mask.tif",
     ),
+    "match": Analysis(
+        "match", "atomscope.match:match_image", "atomscope.match:Ranking",
+        "Structure identification: (structure, zone axis) entries of a simulated library "
+        "ranked by SSIM, EMD and MSE after FFT alignment (needs library=lib.h5)",
+        table_file="ranking.csv",
+    ),
 }
 
 

@@ -615,6 +615,140 @@ def disorder(
     typer.echo(f"Results written to {out.resolve()}")
 
 
+# -- structure matching (atomscope.match) -------------------------------------------------------
+
+library_app = typer.Typer(
+    name="library",
+    help="Structure libraries for `atomscope match`: simulated (structure, zone axis) motifs.",
+    no_args_is_help=True,
+)
+app.add_typer(library_app, name="library")
+
+
+def _split_zones(text: str | None) -> list[str] | None:
+    """'001 110 1-10' or '0,0,1;1,1,0' to a list of zone strings."""
+    if text is None:
+        return None
+    parts = text.split(";") if ";" in text else text.split()
+    zones = [p.strip() for p in parts if p.strip()]
+    if not zones:
+        raise typer.BadParameter("give at least one zone, e.g. --zones '001 110 111'")
+    return zones
+
+
+@library_app.command("build")
+def library_build(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Library file to write (.h5)")],
+    cif_dir: Annotated[Path | None, typer.Option(
+        "--cif-dir", help="Add every *.cif of this folder")] = None,
+    cif: Annotated[list[Path] | None, typer.Option(
+        "--cif", help="Add this CIF file (repeatable)")] = None,
+    builtin: Annotated[bool, typer.Option(
+        "--builtin/--no-builtin", help="Include the simulator's built-in materials")] = True,
+    elements: Annotated[str, typer.Option(
+        help="ASE elemental crystals to include: all, none, or a list such as Fe,Cu,Au")
+    ] = "all",
+    zones: Annotated[str | None, typer.Option(
+        help="Zone axes tried for every structure, e.g. '001 110 111' or '0,0,1;1,1,0' "
+        "(default: the 15 low-index zones)")] = None,
+    max_repeat: Annotated[float | None, typer.Option(
+        help="Longest repeat along the beam (nm) for a zone to enter the library (1)")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Rebuild from scratch instead of resuming an existing file")
+    ] = False,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Build (or resume building) a structure library: one HDF5 file with a simulated motif
+    image, its columns and Bragg peaks for every symmetry-distinct low-index zone axis."""
+    from .match import Library
+
+    low = elements.strip().lower()
+    ase_elements: bool | list[str] = (
+        True if low == "all" else False if low in ("none", "") else
+        [e.strip() for e in elements.split(",") if e.strip()])
+    lib = Library.build(out, builtin=builtin, ase_elements=ase_elements, cif_dir=cif_dir,
+                        cifs=cif, zones=_split_zones(zones), max_repeat=max_repeat,
+                        workers=workers, overwrite=overwrite, show_progress=show_progress)
+    s = lib.summary()
+    kinds = ", ".join(f"{v} {k}" for k, v in s["by_source_kind"].items())
+    typer.echo(f"{s['entries']} entries ({kinds}) from {s['structures']} structures at "
+               f"{s['pixel_size_nm']:g} nm/px, {s['image_size_px']} px motifs")
+    if s["skipped_sources"]:
+        typer.echo(f"{s['skipped_sources']} structure(s) gave no entry (no zone axis with a "
+                   f"repeat <= {s['max_repeat_nm']:g} nm, or unreadable)")
+    typer.echo(f"Library written to {Path(out).resolve()}")
+
+
+@library_app.command("info")
+def library_info(
+    path: Annotated[Path, typer.Argument(help="Library file (.h5)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Size, settings and sources of a structure library."""
+    from .match import Library
+
+    lib = Library.load(path)
+    s = lib.summary()
+    if as_json:
+        from ._fileio import to_jsonable
+
+        typer.echo(json.dumps(to_jsonable({**s, "settings": lib.settings.as_dict()}),
+                              indent=2))
+        return
+    for k, v in s.items():
+        typer.echo(f"{k + ':':<18}{v}")
+
+
+@app.command()
+def match(
+    image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
+    library: Annotated[Path, typer.Option(
+        "--library", "-l", help="Structure library from `atomscope library build`")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    metric: Annotated[str, typer.Option(help="ssim, emd, mse or all")] = "ssim",
+    top: Annotated[int, typer.Option(help="Candidates shown per metric in matches.png")] = 10,
+    region: Annotated[str | None, typer.Option(
+        help="Part of the image to match: y0:y1,x0:x1 in px, or auto (most crystalline "
+        "window)")] = None,
+    shortlist: Annotated[int, typer.Option(
+        help="Entries aligned and scored after the first pass")] = 256,
+    scale_tolerance: Annotated[float, typer.Option(
+        help="Relative scale range fitted around the calibration")] = 0.08,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
+) -> None:
+    """Rank the library's (structure, zone axis) entries against IMAGE: ranking.csv,
+    matches.png, report.json and report.html in OUT."""
+    from .io import load
+    from .match import match_image
+
+    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    if mg.is_stack:
+        typer.echo(f"{image} is a stack of {mg.n_frames} frames; matching frame 0 (use "
+                   "--frame N, or `atomscope batch match` for all).", err=True)
+        mg = mg.frame(0)
+    result = match_image(mg, library=library, metric=metric, region=region,
+                         shortlist=shortlist, scale_tolerance=scale_tolerance)
+    result.save(out, top=top)
+    write_report("match", result, mg, out)
+    info_ = result.query_info
+    cal = (f"{info_['pixel_size_nm']:.4g} nm/px" if info_["calibrated"]
+           else "no pixel size (scale from the lattice)")
+    typer.echo(f"{result.summary()['scored']} of {len(result.table)} entries scored by "
+               f"{', '.join(result.metrics)} in {result.timings.get('total', 0):.2f} s ({cal})")
+    for note in info_.get("notes", []):
+        typer.echo(f"note: {note}")
+    best = result.top(min(5, len(result.table)))
+    for i, (_, r) in enumerate(best.iterrows()):
+        vals = ", ".join(f"{m} {r[m]:.3g}" for m in result.metrics)
+        typer.echo(f"{i + 1}. {r['name']} {r['zone']} ({r['structure_type']}): {vals}; "
+                   f"rotation {r['rotation_deg']:.1f} deg, scale {r['scale']:.3f}"
+                   + (", mirrored" if r["mirror"] else ""))
+    typer.echo(f"Results written to {out.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:
