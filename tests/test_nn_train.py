@@ -111,9 +111,10 @@ def test_model_files_round_trip_and_detect_tampering(tmp_path):
 
 def test_shipped_models_are_registered_and_load():
     models = list_models()
-    assert {"particles-unet", "particles-shallow"} <= set(models)
+    assert {"particles-unet", "particles-shallow", "atoms-unet"} <= set(models)
     for name, manifest in models.items():
         net, m = load_model(name)
         assert m["sha256"] == manifest["sha256"]
-        assert m["training"]["command"].startswith("atomscope train particles")
+        task = name.split("-")[0]
+        assert m["training"]["command"].startswith(f"atomscope train {task}")
         assert not net.training

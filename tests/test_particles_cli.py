@@ -75,8 +75,10 @@ def test_train_then_use_the_model(tmp_path, capsys):
     assert "Model written to" in text
     pt = model_dir / "particles-shallow.pt"
     manifest = json.loads(pt.with_suffix(".json").read_text())
-    assert manifest["training"]["command"].startswith(
-        "atomscope train particles --simulated")
+    command = manifest["training"]["command"]
+    assert command.startswith("atomscope train particles --simulated")
+    assert "--epochs 1 --steps 2 --frames 4" in command and command.endswith("--threads 2")
+    assert "--blur" not in command and "--dark" not in command
     assert manifest["training"]["seed"] == 0 and manifest["architecture"] == "shallow"
     res = simulate_particles_frame(size=128, n_particles=3, radius=(2.5, 0.2), seed=9)
     img = tmp_path / "img.npy"

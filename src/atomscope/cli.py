@@ -194,7 +194,8 @@ def atoms(
     ] = True,
     window: Annotated[int | None, typer.Option(
         help="Sliding-window tuning: tile size in px")] = None,
-    method: Annotated[str, typer.Option(help="Detector: log, dog, localmax")] = "log",
+    method: Annotated[str, typer.Option(
+        help="Detector: log, dog, localmax, cnn (network, nothing tuned)")] = "log",
     refine: Annotated[str, typer.Option(
         help="Refinement: gaussian, elliptical, com, none")] = "gaussian",
     rewards: Annotated[str, typer.Option(
@@ -209,6 +210,12 @@ def atoms(
     frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
     seed: Annotated[int, typer.Option(help="Optimiser seed")] = 0,
     show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = False,
+    # -- learned detector (--method cnn) --
+    model: Annotated[str | None, typer.Option(
+        help="--method cnn: model from `atomscope train atoms` (NAME.pt) or a shipped model "
+        "name (default atoms-unet)")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Torch device: cpu (default), cuda or auto")] = None,
 ) -> None:
     """Find every atomic column: atoms.csv, overlay.png, pareto.png, report.json in OUT."""
     from .atoms import find_atoms
@@ -235,6 +242,8 @@ def atoms(
         parameters={"threshold": threshold} if threshold is not None else None,
         seed=seed,
         show_progress=show_progress,
+        model=model,
+        device=device,
     )
     result.save(out)
     write_report("atoms", result, mg, out)
@@ -408,6 +417,14 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+def _command_line(fixed: list[str], options: list[tuple[str, Any]]) -> str:
+    """The command as one would type it again (recorded in a model's manifest): the fixed parts,
+    then every option that was given; an option whose value is True is a bare flag."""
+    given = [flag if value is True else f"{flag} {value}" for flag, value in options
+             if value is not None]
+    return " ".join([*fixed, *given])
+
+
 @train_app.command("particles")
 def train_particles(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder for the model")],
@@ -456,25 +473,22 @@ def train_particles(
         images = load(from_folder)
         if masks is not None:
             mask_data = load(masks).data
-    parts = ["atomscope train particles", "--simulated" if simulated else
-             f"--from-folder {from_folder}", f"-o {out}", f"--arch {arch}", f"--seed {seed}"]
-    for flag, value in (("--masks", masks), ("--epochs", epochs), ("--steps", steps),
-                        ("--frames", frames), ("--frame-size", frame_size),
-                        ("--patch-size", patch_size), ("--batch-size", batch_size),
-                        ("--lr", lr), ("--loss", loss), ("--segment-length", segment_length),
-                        ("--name", name), ("--threads", threads)):
-        if value is not None:
-            parts.append(f"{flag} {value}")
-    if blur:
-        parts.append(f"--blur {blur}")
-    if bright is not None:
-        parts.append("--bright" if bright else "--dark")
+    command = _command_line(
+        ["atomscope train particles",
+         "--simulated" if simulated else f"--from-folder {from_folder}", f"-o {out}",
+         f"--arch {arch}", f"--seed {seed}"],
+        [("--masks", masks), ("--epochs", epochs), ("--steps", steps), ("--frames", frames),
+         ("--frame-size", frame_size), ("--patch-size", patch_size), ("--batch-size", batch_size),
+         ("--lr", lr), ("--loss", loss), ("--segment-length", segment_length), ("--name", name),
+         ("--threads", threads), ("--blur", blur or None),
+         ("--bright" if bright else "--dark", None if bright is None else True)],
+    )
     trained = train(architecture=arch, images=images, masks=mask_data, bright=bright,
                     n_frames=frames, frame_size=frame_size, epochs=epochs,
                     steps_per_epoch=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
                     loss=loss, blur_sigma=blur, segment_length=segment_length, seed=seed,
                     device=device, n_threads=threads, out=out, name=name,
-                    command=" ".join(parts), show_progress=show_progress)
+                    command=command, show_progress=show_progress)
     m = trained.manifest
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in (m.get("metrics") or {}).items()
                         if isinstance(v, float))
@@ -483,6 +497,77 @@ def train_particles(
     typer.echo(f"Model written to {Path(trained.path).resolve()}")
     typer.echo(f"Use it with: atomscope particles IMAGE -o OUT --method {arch} "
                f"--model {trained.path}")
+
+
+# -- train atoms (the column network of `atomscope atoms --method cnn`) ---------------------
+@train_app.command("atoms")
+def train_atoms_cmd(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder for the model")],
+    image: Annotated[Path | None, typer.Argument(
+        help="With --from-positions: the image those positions belong to")] = None,
+    from_positions: Annotated[Path | None, typer.Option(
+        "--from-positions", help="Fine-tune on your labelled columns: CSV with x, y in px "
+        "(e.g. an edited atoms.csv); every column in the region they cover must be listed")
+    ] = None,
+    dark: Annotated[bool, typer.Option("--dark", help="Dark columns (ABF)")] = False,
+    model: Annotated[str | None, typer.Option(
+        help="Model to fine-tune (default: the shipped atoms-unet)")] = None,
+    images: Annotated[int | None, typer.Option(help="Simulated training images")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs")] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps per epoch")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Patches per step")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="Training patch size, px")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    name: Annotated[str | None, typer.Option(help="Model name (file stem)")] = None,
+    pixel_size: PixelSizeOption = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch")] = None,
+    evaluate: Annotated[bool, typer.Option(
+        "--evaluate/--no-evaluate", help="Score the model afterwards (manifest metrics)")
+    ] = True,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train the atom-column network on simulated images (the shipped model's recipe), or
+    fine-tune it on your own image and positions; writes NAME.pt + NAME.json to OUT."""
+    from .atoms.train import train_atoms
+
+    if (from_positions is None) != (image is None):
+        raise typer.BadParameter("--from-positions and IMAGE go together (fine-tuning); give "
+                                 "neither to train on simulated images")
+    mg = None
+    if image is not None:
+        from .io import load
+
+        mg = load(image, pixel_size=parse_pixel_size(pixel_size))
+    fixed = ["atomscope train atoms", f"-o {out}", f"--seed {seed}"]
+    if from_positions is not None:
+        fixed[1:1] = [f"--from-positions {from_positions}", str(image)]
+    command = _command_line(
+        fixed,
+        [("--model", model), ("--images", images), ("--epochs", epochs), ("--steps", steps),
+         ("--batch-size", batch_size), ("--patch-size", patch_size), ("--lr", lr),
+         ("--name", name), ("--threads", threads), ("--dark", dark or None)],
+    )
+    trained = train_atoms(image=mg, positions=from_positions, dark=dark, base_model=model,
+                          n_images=images, epochs=epochs, steps_per_epoch=steps,
+                          batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed,
+                          device=device, n_threads=threads, out=out, name=name,
+                          command=command, evaluate=evaluate,
+                          show_progress=show_progress)
+    m = trained.manifest
+    typer.echo(f"{m['architecture']} with {m['n_parameters']} parameters trained in "
+               f"{m['training']['seconds_total']:.0f} s")
+    for key, value in (m.get("metrics") or {}).items():
+        if isinstance(value, dict) and "precision_mean" in value:
+            typer.echo(f"{key}: precision {value['precision_mean']:.4f}, recall "
+                       f"{value['recall_mean']:.4f} ({value['n_images']} images)")
+        elif isinstance(value, dict) and "precision" in value:
+            typer.echo(f"{key}: precision {value['precision']:.4f}, recall "
+                       f"{value['recall']:.4f}")
+    typer.echo(f"Model written to {Path(trained.path).resolve()}")
+    typer.echo(f"Use it with: atomscope atoms IMAGE -o OUT --method cnn --model {trained.path}")
+# -- end train atoms ---------------------------------------------------------------------------
 
 
 

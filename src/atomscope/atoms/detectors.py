@@ -37,11 +37,14 @@ class Candidates(Protocol):
 
 @dataclass(frozen=True)
 class DetectorSetup:
-    """Scales (px) and the threshold range a detector is prepared for."""
+    """Scales (px) and the threshold range a detector is prepared for; learned detectors also
+    get the model (file, shipped name or network; None: their default) and the torch device."""
 
     sigmas: np.ndarray
     threshold_range: tuple[float, float]
     nn_distance: float
+    model: Any = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Detector:
     search_space: Callable[[DetectorSetup], SearchSpace]
     defaults: Callable[[DetectorSetup], dict[str, Any]]
     description: str = ""
+    #: False: the finder never tunes this detector's parameters (it uses its defaults)
+    tunable: bool = True
 
 
 def _scale_space_space(setup: DetectorSetup) -> SearchSpace:
@@ -162,4 +167,29 @@ register_detector(Detector(
 register_detector(Detector(
     "localmax", LocalMaxima, _localmax_space, _localmax_defaults,
     "Local maxima of the image smoothed at the column scale, pruned by minimum distance",
+))
+
+
+# -- learned detector (atomscope.atoms.cnn; torch is imported only when it is used) ----------
+
+
+def _cnn_prepare(image: np.ndarray, setup: DetectorSetup) -> Candidates:
+    from .cnn import CNNCandidates
+
+    return CNNCandidates(image, setup)
+
+
+def _cnn_space(setup: DetectorSetup) -> SearchSpace:
+    return SearchSpace([Real("threshold", 0.05, 0.95)])
+
+
+def _cnn_defaults(setup: DetectorSetup) -> dict[str, Any]:
+    return {"threshold": 0.5}
+
+
+register_detector(Detector(
+    "cnn", _cnn_prepare, _cnn_space, _cnn_defaults,
+    "U-Net column-probability map trained on simulated images (shipped model atoms-unet); "
+    "peaks of the map at probability > 0.5, nothing tuned",
+    tunable=False,
 ))

@@ -237,6 +237,7 @@ def find_atoms(
     seed: int = 0,
     show_progress: bool = False,
     device: str | None = None,
+    model: Any = None,
 ) -> AtomTable:
     """Find every atomic column in an image, sub-pixel, with parameters tuned automatically.
 
@@ -252,8 +253,10 @@ def find_atoms(
         expected column density and spacing come from its projection.
     dark : bool
         Dark columns on a bright background (ABF): the image is inverted first.
-    method : {"log", "dog", "localmax"} or any registered detector
-        Candidate detector; see :data:`atomscope.atoms.detectors.DETECTORS`.
+    method : {"log", "dog", "localmax", "cnn"} or any registered detector
+        Candidate detector; see :data:`atomscope.atoms.detectors.DETECTORS`. "cnn" is the
+        network trained on simulated images (``docs/atoms_cnn.md``): its candidates are the
+        peaks of a column-probability map and nothing is tuned (*optimize* has no effect).
     optimize : bool
         Tune the detector parameters by multi-objective Bayesian optimisation against the
         physics rewards. When False, *parameters* (or the detector defaults) are used.
@@ -289,6 +292,9 @@ def find_atoms(
         Show progress bars.
     device : str, optional
         Torch device for the optimiser's models (and for learned detectors).
+    model : str, path or torch.nn.Module, optional
+        Learned detectors only: a model from ``atomscope train atoms`` (``NAME.pt``) or a
+        shipped model name; default: the detector's shipped model.
 
     Returns
     -------
@@ -381,8 +387,11 @@ def find_atoms(
     sig_lo = max(0.7, 0.06 * nn)
     sig_hi = max(sig_lo * 1.5, 0.4 * nn)
     sigmas = np.geomspace(sig_lo, sig_hi, 10)
-    setup = DetectorSetup(sigmas=sigmas, threshold_range=(0.01, 0.5), nn_distance=nn)
+    setup = DetectorSetup(sigmas=sigmas, threshold_range=(0.01, 0.5), nn_distance=nn,
+                          model=model, device=device)
     cands = detector.prepare(norm, setup)
+    if getattr(cands, "model_info", None):  # learned detectors: which network was used
+        settings["model"] = cands.model_info
     timings["candidates"] = time.perf_counter() - t0
     space = detector.search_space(setup)
     fixed = dict(parameters or {})
@@ -419,7 +428,7 @@ def find_atoms(
                  else density_px * area)
         objective = _Objective(cands, lat, n_exp, ds_threshold, tuple(rewards), region,
                                interior, misfit)
-        if optimize and n_exp >= 1:
+        if optimize and n_exp >= 1 and detector.tunable:
             free = SearchSpace([d for d in space.dimensions if d.name not in fixed])
             opt = minimize(
                 lambda p, obj=objective: obj({**fixed, **p}),

@@ -3,30 +3,58 @@ probability maps …): network definitions, augmentation, data preparation, a re
 training loop, tiled inference and model files with their registry.
 
 CPU is the default everywhere; pass ``device="cuda"`` (or "auto") to use a GPU.
+
+Names are resolved on first use, so that importing an analysis does not import PyTorch until a
+network is actually needed.
 """
 
-from ._device import resolve_device, torch_threads
-from .augment import Augmentation
-from .data import grouped_split, normalize_image, preprocess, random_patches, tile_positions
-from .infer import predict, predict_logits
-from .networks import (
-    ARCHITECTURES,
-    ShallowCNN,
-    UNet,
-    build_model,
-    count_parameters,
-    probabilities,
-    register_architecture,
-)
-from .train import TrainingHistory, pixel_scores, train_model
-from .visualize import first_layer_kernels, plot_kernels
-from .weights import list_models, load_model, read_manifest, save_model, shipped_model_path
+from __future__ import annotations
 
-__all__ = [
-    "UNet", "ShallowCNN", "ARCHITECTURES", "build_model", "register_architecture",
-    "count_parameters", "probabilities", "Augmentation", "normalize_image", "preprocess",
-    "random_patches", "tile_positions", "grouped_split", "train_model", "TrainingHistory",
-    "pixel_scores", "predict", "predict_logits", "save_model", "load_model", "read_manifest",
-    "list_models", "shipped_model_path", "resolve_device", "torch_threads",
-    "first_layer_kernels", "plot_kernels",
-]
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "resolve_device": "_device",
+    "torch_threads": "_device",
+    "Augmentation": "augment",
+    "log_uniform": "augment",
+    "grouped_split": "data",
+    "normalize_image": "data",
+    "preprocess": "data",
+    "random_patches": "data",
+    "tile_positions": "data",
+    "predict": "infer",
+    "predict_logits": "infer",
+    "ARCHITECTURES": "networks",
+    "ShallowCNN": "networks",
+    "UNet": "networks",
+    "build_model": "networks",
+    "count_parameters": "networks",
+    "probabilities": "networks",
+    "register_architecture": "networks",
+    "TrainedModel": "trained",
+    "TrainingHistory": "train",
+    "pixel_scores": "train",
+    "train_model": "train",
+    "first_layer_kernels": "visualize",
+    "plot_kernels": "visualize",
+    "list_models": "weights",
+    "load_model": "weights",
+    "read_manifest": "weights",
+    "save_model": "weights",
+    "shipped_model_path": "weights",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

@@ -16,8 +16,15 @@ from scipy import ndimage as ndi
 
 from ..errors import ParameterError
 
-__all__ = ["Augmentation", "flip_rotate", "add_noise", "random_blur", "brightness_contrast",
-           "random_zoom"]
+__all__ = [
+    "Augmentation",
+    "log_uniform",
+    "flip_rotate",
+    "add_noise",
+    "random_blur",
+    "brightness_contrast",
+    "random_zoom",
+]
 
 
 def flip_rotate(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *,
@@ -60,6 +67,11 @@ def brightness_contrast(image: np.ndarray, rng: np.random.Generator, brightness:
     return (image * g + b).astype(np.float32)
 
 
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One draw, uniform in log between *lo* and *hi* (both > 0)."""
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def random_zoom(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
                 scale_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Rescale by a factor drawn log-uniformly in *scale_range*, keeping the size (centre crop
@@ -69,7 +81,7 @@ def random_zoom(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
         raise ParameterError(f"zoom range must satisfy 0 < lo ≤ hi, got {scale_range}")
     if hi == lo == 1.0:
         return image, target
-    s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    s = log_uniform(rng, lo, hi)
     h, w = image.shape
     img = ndi.zoom(image, s, order=1, mode="reflect")
     tgt = ndi.zoom(target, s, order=0, mode="reflect")

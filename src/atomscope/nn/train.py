@@ -118,7 +118,8 @@ def pixel_scores(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tens
 
 
 def _make_loss(name: str, n_classes: int, class_weights: Sequence[float] | None,
-               device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+               device: torch.device, ignore_index: int | None = None
+               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name not in LOSSES:
         raise ParameterError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     if name.startswith("bce") and n_classes != 1:
@@ -132,18 +133,29 @@ def _make_loss(name: str, n_classes: int, class_weights: Sequence[float] | None,
         prob = probabilities(logits)
         fg = prob[:, 0] if n_classes == 1 else 1.0 - prob[:, 0]
         t = (target > 0).float()
+        if ignore_index is not None:  # ignored pixels count neither way
+            valid = (target != ignore_index).float()
+            fg, t = fg * valid, t * valid
         inter = (fg * t).sum()
         return 1.0 - (2 * inter + 1.0) / (fg.sum() + t.sum() + 1.0)
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if name in ("bce", "bce_dice"):
             pos = None if weight is None else weight[-1:]
-            value = F.binary_cross_entropy_with_logits(logits[:, 0], target.float(),
-                                                       pos_weight=pos)
+            if ignore_index is None:
+                value = F.binary_cross_entropy_with_logits(logits[:, 0], target.float(),
+                                                           pos_weight=pos)
+            else:
+                valid = target != ignore_index
+                per_pixel = F.binary_cross_entropy_with_logits(
+                    logits[:, 0], ((target > 0) & valid).float(), pos_weight=pos,
+                    reduction="none")
+                value = (per_pixel * valid).sum() / valid.sum().clamp(min=1)
             return value + dice(logits, target) if name == "bce_dice" else value
         if name == "dice":
             return dice(logits, target)
-        value = F.cross_entropy(logits, target.long(), weight=weight)
+        value = F.cross_entropy(logits, target.long(), weight=weight,
+                                ignore_index=-100 if ignore_index is None else ignore_index)
         return value + dice(logits, target) if name == "ce_dice" else value
 
     return loss
@@ -208,6 +220,7 @@ def train_model(
     channels_last: bool = True,
     show_progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    ignore_index: int | None = None,
 ) -> TrainingHistory:
     """Train *model* in place on (image, per-pixel target) pairs.
 
@@ -259,6 +272,9 @@ def train_model(
         Progress bar over all steps.
     callback : callable, optional
         Called with each epoch's record.
+    ignore_index : int, optional
+        Target value of pixels that count neither as foreground nor as background (in the
+        loss and the validation scores), e.g. ambiguous objects.
 
     Returns
     -------
@@ -276,7 +292,7 @@ def train_model(
     dev = resolve_device(device)
     aug = augmentation if augmentation is not None else Augmentation()
     n_classes = int(getattr(model, "config", {}).get("n_classes", 2))
-    loss_fn = _make_loss(loss, n_classes, class_weights, dev)
+    loss_fn = _make_loss(loss, n_classes, class_weights, dev, ignore_index)
     settings = {
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
         "patch_size": patch_size, "positive_fraction": positive_fraction, "lr": lr,
@@ -287,6 +303,8 @@ def train_model(
         "val_fraction": val_fraction, "optimizer": "Adam", "device": str(dev),
         "n_threads": n_threads, "torch": torch.__version__,
     }
+    if ignore_index is not None:
+        settings["ignore_index"] = ignore_index
 
     imgs = [_pad_to(np.asarray(a, np.float32), patch_size) for a in images]
     tgts = [_pad_to(np.asarray(t), patch_size) for t in targets]
@@ -381,7 +399,11 @@ def train_model(
                             prob = probabilities(logits)
                             fg = prob[:, 0] if n_classes == 1 else 1.0 - prob[:, 0]
                             vp.append(fg > 0.5)
-                        scores = pixel_scores(torch.cat(vp).cpu(), (vy > 0).cpu())
+                        pred, truth = torch.cat(vp).cpu(), (vy > 0).cpu()
+                        if ignore_index is not None:
+                            keep = (vy != ignore_index).cpu()
+                            pred, truth = pred[keep], truth[keep]
+                        scores = pixel_scores(pred, truth)
                     record.update(val_loss=sum(vl) / len(vx), val_precision=scores["precision"],
                                   val_recall=scores["recall"], val_f1=scores["f1"])
                     if record["val_loss"] < best_loss - 1e-6:

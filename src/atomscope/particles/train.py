@@ -9,7 +9,6 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,10 @@ import numpy as np
 from .._progress import progress
 from ..errors import ParameterError
 from ..image import as_micrograph
+from ..nn.augment import log_uniform
+from ..nn.trained import TrainedModel
 
-__all__ = ["train", "TrainedModel", "simulated_training_set", "ARCH_DEFAULTS",
+__all__ = ["train", "simulated_training_set", "ARCH_DEFAULTS",
            "TRAIN_DEFAULTS"]
 
 #: network settings per architecture (the paper's: 4-level U-Net, 8–64 channels, LeakyReLU +
@@ -42,36 +43,8 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class TrainedModel:
-    """A trained network with its history and manifest.
-
-    Attributes
-    ----------
-    model : torch.nn.Module
-    history : atomscope.nn.TrainingHistory
-    manifest : dict
-        What :func:`atomscope.nn.save_model` writes next to the weights.
-    path : Path or None
-        The ``.pt`` file when saved.
-    """
-
-    model: Any
-    history: Any
-    manifest: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-    def summary(self) -> dict[str, Any]:
-        return {"path": str(self.path) if self.path else None,
-                "architecture": self.manifest.get("architecture"),
-                "n_parameters": self.manifest.get("n_parameters"),
-                "metrics": self.manifest.get("metrics"),
-                "training": {k: v for k, v in self.manifest.get("training", {}).items()
-                             if k != "history"}}
 
 
-def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
 def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarray, np.ndarray,
@@ -79,8 +52,8 @@ def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarr
     """One varied simulated frame: (image, mask, bright, parameters)."""
     from ..simulate import simulate_particles_frame
 
-    ps = _loguniform(rng, 0.1, 0.4)
-    r_px = _loguniform(rng, 4.0, 28.0)
+    ps = log_uniform(rng, 0.1, 0.4)
+    r_px = log_uniform(rng, 4.0, 28.0)
     sigma = float(rng.uniform(0.15, 0.4))
     coverage = float(rng.uniform(0.02, 0.3))
     n = int(np.clip(round(coverage * size * size / (math.pi * r_px**2 * math.exp(2 * sigma**2))),
@@ -94,7 +67,7 @@ def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarr
               illumination=float(rng.uniform(0.0, 0.3)), fringes=fringes,
               fringe_spacing=float(rng.uniform(2.6, 5.0)) * ps,
               fringe_contrast=float(rng.uniform(0.05, 0.2)),
-              blur=float(rng.uniform(1.0, 4.0)) * ps, counts=_loguniform(rng, 30.0, 400.0))
+              blur=float(rng.uniform(1.0, 4.0)) * ps, counts=log_uniform(rng, 30.0, 400.0))
     res = None
     while n >= 1:
         try:
@@ -109,7 +82,7 @@ def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarr
     bright = bool(rng.random() < 0.2)
     if bright:  # HAADF-like: particles bright, noise that grows with the signal
         clean = res.truth.fields["noise_free"] / float(kw["counts"])
-        counts_h = _loguniform(rng, 20.0, 200.0)
+        counts_h = log_uniform(rng, 20.0, 200.0)
         haadf = np.clip(1.05 - clean, 0.02, None) * counts_h
         img = rng.poisson(haadf).astype(np.float32)
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
