@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 from .._progress import progress
 from ..errors import ParameterError
 from ..nn.augment import log_uniform
-from ..nn.trained import TrainedModel
+from ..nn.trained import TrainedModel, finish_training, training_record
 from .cnn import MODEL_NAME, TARGET_NN_PX, column_mask, prepare_input, to_resampled
 from .scale_space import normalise_image
 
@@ -459,10 +459,9 @@ def train_atoms(
     -------
     TrainedModel
     """
-    import torch
 
     from ..image import as_micrograph
-    from ..nn import Augmentation, build_model, count_parameters, save_model, train_model
+    from ..nn import Augmentation, build_model, count_parameters, train_model
     from .cnn import load_atom_model
 
     t_start = time.perf_counter()
@@ -520,13 +519,10 @@ def train_atoms(
                           "normalization": "percentiles 1 → 0, 99.5 → 1",
                           "bright_columns": True},
         "output": {"n_classes": 1, "activation": "sigmoid", "threshold": 0.5},
-        "training": {"command": command, "seed": seed,
-                     "source": "user positions" if finetune else "simulated",
-                     "data": {k: v for k, v in recipe.items() if k != "images"},
-                     "settings": history.settings, "history": history.records,
-                     "best_epoch": history.best_epoch,
-                     "seconds": round(history.seconds, 1),
-                     "cpu_seconds": round(history.cpu_seconds, 1)},
+        "training": training_record(
+            history, command=command, seed=seed,
+            source="user positions" if finetune else "simulated",
+            data={k: v for k, v in recipe.items() if k != "images"}),
     }
     manifest.update(architecture="unet", config=dict(model.config),
                     n_parameters=count_parameters(model))
@@ -553,13 +549,5 @@ def train_atoms(
                 model, seed=seed, structures=HELDOUT_STRUCTURES, n_images=8, stream=98,
                 device=device)
     manifest["metrics"] = metrics
-    manifest["training"]["seconds_total"] = round(time.perf_counter() - t_start, 1)
-    manifest["training"]["cpu_seconds_total"] = round(time.process_time() - cpu_start, 1)
-    manifest["training"]["threads"] = n_threads or torch.get_num_threads()
-    manifest["training"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    path = None
-    if out is not None:
-        p = Path(out)
-        path = save_model(model, p if p.suffix == ".pt" else p / f"{name}.pt",
-                          manifest=manifest)
-    return TrainedModel(model, history, manifest, path)
+    return finish_training(model, history, manifest, out=out, name=name, n_threads=n_threads,
+                           wall_start=t_start, cpu_start=cpu_start)

@@ -18,7 +18,7 @@ from .._progress import progress
 from ..errors import ParameterError
 from ..image import as_micrograph
 from ..nn.augment import log_uniform
-from ..nn.trained import TrainedModel
+from ..nn.trained import TrainedModel, finish_training, training_record
 
 __all__ = ["train", "simulated_training_set", "ARCH_DEFAULTS",
            "TRAIN_DEFAULTS"]
@@ -248,7 +248,7 @@ def train(
     -------
     TrainedModel
     """
-    from ..nn import Augmentation, build_model, save_model, train_model
+    from ..nn import Augmentation, build_model, train_model
     from ..nn.data import PREPROCESSING_VERSION, preprocess
 
     if architecture not in ARCH_DEFAULTS:
@@ -322,12 +322,9 @@ def train(
         "preprocessing": {"version": PREPROCESSING_VERSION, "normalization": "robust-z",
                           "blur_sigma": blur_sigma, "bright_particles": False},
         "output": {"n_classes": 2, "positive_class": 1, "activation": "softmax"},
-        "training": {"command": command, "seed": seed, "source": source,
-                     "data": {k: v for k, v in recipe.items() if k != "frames"},
-                     "settings": history.settings, "history": history.records,
-                     "best_epoch": history.best_epoch,
-                     "seconds": round(history.seconds, 1),
-                     "cpu_seconds": round(history.cpu_seconds, 1)},
+        "training": training_record(
+            history, command=command, seed=seed, source=source,
+            data={k: v for k, v in recipe.items() if k != "frames"}),
     }
     from ..nn import count_parameters
 
@@ -343,17 +340,5 @@ def train(
         metrics.update(_evaluate_simulated(model, manifest, seed=seed, n_threads=n_threads,
                                            device=device))
     manifest["metrics"] = metrics
-    import os
-
-    import torch
-
-    manifest["training"]["seconds_total"] = round(time.perf_counter() - t_start, 1)
-    manifest["training"]["cpu_seconds_total"] = round(time.process_time() - cpu_start, 1)
-    manifest["training"]["threads"] = n_threads or torch.get_num_threads()
-    manifest["training"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    path = None
-    if out is not None:
-        p = Path(out)
-        path = save_model(model, p if p.suffix == ".pt" else p / f"{name}.pt",
-                          manifest=manifest)
-    return TrainedModel(model, history, manifest, path)
+    return finish_training(model, history, manifest, out=out, name=name, n_threads=n_threads,
+                           wall_start=t_start, cpu_start=cpu_start)
