@@ -106,9 +106,15 @@ def image_axes(shape: tuple[int, int], *, width_in: float = 6.0, extra_width: fl
     return fig, ax
 
 
+#: zlib level for PNG figures: micrographs are noisy and barely compress, and level 3 writes
+#: them in half the time of the default 6 at the same size (it dominates a batch task's overhead)
+PNG_COMPRESS_LEVEL = 3
+
+
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:
     """Save and close a figure atomically."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi)
+        kw = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}}
+        fig.savefig(tmp, dpi=dpi, **(kw if str(path).lower().endswith(".png") else {}))
     plt.close(fig)
     return Path(path)

@@ -47,8 +47,10 @@ def figure_to_data_uri(fig: Any, *, dpi: int = 90) -> str:
     """Render a matplotlib figure to a ``data:image/png;base64,…`` URI and close it."""
     import matplotlib.pyplot as plt
 
+    from .figures import PNG_COMPRESS_LEVEL
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
