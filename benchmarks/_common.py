@@ -36,8 +36,12 @@ def timeit(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> dict[s
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times,
-            "repeat": repeat}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "times_s": times,
+        "repeat": repeat,
+    }
 
 
 def versions(*packages: str) -> dict[str, str | None]:

@@ -54,8 +54,11 @@ def main() -> None:
             np.save(path, np.asarray(labels).astype(np.int32))
             rec["labels"] = str(path)
         result["runs"][run["name"]] = rec
-        print(f"pystem {run['name']}: {rec['total_s']} {rec['error'] or ''}", file=sys.stderr,
-              flush=True)
+        print(
+            f"pystem {run['name']}: {rec['total_s']} {rec['error'] or ''}",
+            file=sys.stderr,
+            flush=True,
+        )
     print(json.dumps(result))
 
 

@@ -48,8 +48,12 @@ def _match(found: np.ndarray, truth: np.ndarray, radius: float, shape, margin: f
     h, w = shape
 
     def inner(p):
-        return ((p[:, 0] >= margin) & (p[:, 0] <= w - 1 - margin) & (p[:, 1] >= margin)
-                & (p[:, 1] <= h - 1 - margin))
+        return (
+            (p[:, 0] >= margin)
+            & (p[:, 0] <= w - 1 - margin)
+            & (p[:, 1] >= margin)
+            & (p[:, 1] <= h - 1 - margin)
+        )
 
     t_in = truth[inner(truth)]
     if len(found) == 0:
@@ -68,8 +72,12 @@ def synthetic_benchmark(data: Path) -> list[dict[str, Any]]:
 
     rows = []
     meta = json.loads((data / "synthetic-atomfind-benchmark" / "meta.json").read_text())
-    bounds = {"sq_gauss002": {"all": 0.0226}, "sq_pois100": {"all": 0.0741},
-              "sq_pois10": {"all": 0.2343}, "pv_pois100": {"A": 0.0742, "B": 0.1544}}
+    bounds = {
+        "sq_gauss002": {"all": 0.0226},
+        "sq_pois100": {"all": 0.0741},
+        "sq_pois10": {"all": 0.2343},
+        "pv_pois100": {"A": 0.0742, "B": 0.1544},
+    }
     for name in meta:
         z = np.load(data / "synthetic-atomfind-benchmark" / f"{name}.npz")
         img, xy, nn = z["image"], z["xy"], float(z["nn_spacing"])
@@ -78,14 +86,28 @@ def synthetic_benchmark(data: Path) -> list[dict[str, Any]]:
             res = find_atoms(img, rewards=rewards)
             wall = time.perf_counter() - t0
             p, r, rmse, tp, t_in, j = _match(res.xy, xy, 0.3 * nn, img.shape, nn)
-            row = {"image": name, "rewards": list(rewards), "n_truth": int(len(xy)),
-                   "n_found": len(res), "precision": p, "recall": r, "rmse_px": rmse,
-                   "seconds": wall, "evaluations": res.optimization.n_evaluations}
+            row = {
+                "image": name,
+                "rewards": list(rewards),
+                "n_truth": int(len(xy)),
+                "n_found": len(res),
+                "precision": p,
+                "recall": r,
+                "rmse_px": rmse,
+                "seconds": wall,
+                "evaluations": res.optimization.n_evaluations,
+            }
             if name == "pv_pois100":
                 labels = z["label"]
-                inner = np.isin(np.arange(len(xy)), np.flatnonzero(
-                    (xy[:, 0] >= nn) & (xy[:, 0] <= img.shape[1] - 1 - nn)
-                    & (xy[:, 1] >= nn) & (xy[:, 1] <= img.shape[0] - 1 - nn)))
+                inner = np.isin(
+                    np.arange(len(xy)),
+                    np.flatnonzero(
+                        (xy[:, 0] >= nn)
+                        & (xy[:, 0] <= img.shape[1] - 1 - nn)
+                        & (xy[:, 1] >= nn)
+                        & (xy[:, 1] <= img.shape[0] - 1 - nn)
+                    ),
+                )
                 lab_in = labels[inner]
                 d = np.hypot(*(res.xy[j] - t_in).T)
                 for site, key in ((0, "A"), (1, "B")):
@@ -100,8 +122,10 @@ def synthetic_benchmark(data: Path) -> list[dict[str, Any]]:
                 row["crb_px"] = bounds[name]["all"]
                 row["rmse_over_crb"] = rmse / bounds[name]["all"]
             rows.append(row)
-            print(f"   {name:<12} {'+'.join(rewards):<13} P {p:.4f} R {r:.4f} "
-                  f"RMSE {rmse:.4f} px ({wall:.1f} s)")
+            print(
+                f"   {name:<12} {'+'.join(rewards):<13} P {p:.4f} R {r:.4f} "
+                f"RMSE {rmse:.4f} px ({wall:.1f} s)"
+            )
     return rows
 
 
@@ -116,15 +140,27 @@ def _simulated_crb(sim_kwargs: dict[str, Any], columns, counts_scale: float) -> 
     base.pop("dose", None)
     sx, sy = base.pop("shift", (0.0, 0.0))
     mu = simulate_haadf(**base, shift=(sx, sy)).image.data.astype(float) * counts_scale
-    dx = (simulate_haadf(**base, shift=(sx + delta, sy)).image.data
-          - simulate_haadf(**base, shift=(sx - delta, sy)).image.data) * counts_scale / (2 * delta)
-    dy = (simulate_haadf(**base, shift=(sx, sy + delta)).image.data
-          - simulate_haadf(**base, shift=(sx, sy - delta)).image.data) * counts_scale / (2 * delta)
+    dx = (
+        (
+            simulate_haadf(**base, shift=(sx + delta, sy)).image.data
+            - simulate_haadf(**base, shift=(sx - delta, sy)).image.data
+        )
+        * counts_scale
+        / (2 * delta)
+    )
+    dy = (
+        (
+            simulate_haadf(**base, shift=(sx, sy + delta)).image.data
+            - simulate_haadf(**base, shift=(sx, sy - delta)).image.data
+        )
+        * counts_scale
+        / (2 * delta)
+    )
     h, w = mu.shape
     xy = columns[["x", "y"]].to_numpy()
     nn = float(np.median(cKDTree(xy).query(xy, 2)[0][:, 1]))
     r = int(np.ceil(0.5 * nn))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     disk = xx**2 + yy**2 <= (0.5 * nn) ** 2
     out = np.full(len(xy), np.nan)
     var = np.maximum(mu, 1e-9)
@@ -146,8 +182,16 @@ def dose_ladder(quick: bool) -> list[dict[str, Any]]:
     doses = (1e4, 1e5, 1e6) if quick else (3e3, 1e4, 3e4, 1e5, 3e5, 1e6)
     rows = []
     for i, dose in enumerate(doses):
-        kw = dict(structure="SrTiO3", zone=(0, 0, 1), size=384, pixel_size=0.02, thickness=10,
-                  shift=(0.31, -0.17), rotation=8.0, seed=100 + i)
+        kw = dict(
+            structure="SrTiO3",
+            zone=(0, 0, 1),
+            size=384,
+            pixel_size=0.02,
+            thickness=10,
+            shift=(0.31, -0.17),
+            rotation=8.0,
+            seed=100 + i,
+        )
         sim = simulate_haadf(**kw, dose=dose)
         truth = sim.truth.columns
         visible = truth[truth.species != "O"].reset_index(drop=True)
@@ -160,12 +204,22 @@ def dose_ladder(quick: bool) -> list[dict[str, Any]]:
             nn = res.lattice.nn_distance_px if res.lattice is not None else 13.8
             xy = visible[["x", "y"]].to_numpy()
             p, r, rmse, tp, t_in, j = _match(res.xy, xy, 0.3 * nn, sim.image.shape, nn)
-            inner = ((xy[:, 0] >= nn) & (xy[:, 0] <= 383 - nn) & (xy[:, 1] >= nn)
-                     & (xy[:, 1] <= 383 - nn))
+            inner = (
+                (xy[:, 0] >= nn)
+                & (xy[:, 0] <= 383 - nn)
+                & (xy[:, 1] >= nn)
+                & (xy[:, 1] <= 383 - nn)
+            )
             species = visible.species.to_numpy()[inner]
             crb_in = crb[inner]
-            row = {"dose_e_per_A2": dose, "peak_counts": peak_counts,
-                   "rewards": list(rewards), "precision": p, "recall": r, "rmse_px": rmse}
+            row = {
+                "dose_e_per_A2": dose,
+                "peak_counts": peak_counts,
+                "rewards": list(rewards),
+                "precision": p,
+                "recall": r,
+                "rmse_px": rmse,
+            }
             if len(res):
                 d = np.hypot(*(res.xy[j] - t_in).T)
                 for sp in ("Sr", "Ti+O"):
@@ -177,9 +231,11 @@ def dose_ladder(quick: bool) -> list[dict[str, Any]]:
                         row[f"crb_{sp}_px"] = bound
                         row[f"rmse_over_crb_{sp}"] = rm / bound
             rows.append(row)
-            print(f"   dose {dose:8.0f} ({peak_counts:6.0f} counts) {'+'.join(rewards):<13} "
-                  f"P {p:.4f} R {r:.4f} RMSE/CRB Sr {row.get('rmse_over_crb_Sr', np.nan):.2f}"
-                  f" TiO {row.get('rmse_over_crb_Ti+O', np.nan):.2f}")
+            print(
+                f"   dose {dose:8.0f} ({peak_counts:6.0f} counts) {'+'.join(rewards):<13} "
+                f"P {p:.4f} R {r:.4f} RMSE/CRB Sr {row.get('rmse_over_crb_Sr', np.nan):.2f}"
+                f" TiO {row.get('rmse_over_crb_Ti+O', np.nan):.2f}"
+            )
     return rows
 
 
@@ -206,22 +262,37 @@ def detection_speed(data: Path, quick: bool) -> list[dict[str, Any]]:
             return ScaleSpace(norm, sig).detect(thr, 0.5)
 
         def anchor(norm=norm, smin=smin, smax=smax, thr=thr):
-            return blob_log(norm, min_sigma=smin, max_sigma=smax, num_sigma=10, threshold=thr,
-                            overlap=0.5, exclude_border=False)
+            return blob_log(
+                norm,
+                min_sigma=smin,
+                max_sigma=smax,
+                num_sigma=10,
+                threshold=thr,
+                overlap=0.5,
+                exclude_border=False,
+            )
 
         t_ours = timeit(ours, repeat=repeat, warmup=0)
         t_anchor = timeit(anchor, repeat=1 if "0.05" in label else repeat, warmup=0)
         n_ours, n_anchor = len(ours()), len(anchor())
         ss = ScaleSpace(norm, sig)
         t_sel = timeit(lambda ss=ss, thr=thr: ss.select(thr, 0.5), repeat=20, warmup=1)
-        rows.append({"case": label, "atomscope_s": t_ours["median_s"],
-                     "blob_log_s": t_anchor["median_s"],
-                     "speedup": t_anchor["median_s"] / t_ours["median_s"],
-                     "n_atomscope": n_ours, "n_blob_log": n_anchor,
-                     "reselect_ms": 1e3 * t_sel["median_s"]})
-        print(f"   {label:<36} ours {t_ours['median_s']:.2f} s (re-select "
-              f"{1e3 * t_sel['median_s']:.1f} ms), blob_log {t_anchor['median_s']:.2f} s, "
-              f"x{rows[-1]['speedup']:.1f} ({n_ours} vs {n_anchor} blobs)")
+        rows.append(
+            {
+                "case": label,
+                "atomscope_s": t_ours["median_s"],
+                "blob_log_s": t_anchor["median_s"],
+                "speedup": t_anchor["median_s"] / t_ours["median_s"],
+                "n_atomscope": n_ours,
+                "n_blob_log": n_anchor,
+                "reselect_ms": 1e3 * t_sel["median_s"],
+            }
+        )
+        print(
+            f"   {label:<36} ours {t_ours['median_s']:.2f} s (re-select "
+            f"{1e3 * t_sel['median_s']:.1f} ms), blob_log {t_anchor['median_s']:.2f} s, "
+            f"x{rows[-1]['speedup']:.1f} ({n_ours} vs {n_anchor} blobs)"
+        )
     return rows
 
 
@@ -241,7 +312,8 @@ def refinement_speed(data: Path) -> dict[str, Any]:
     err = np.hypot(*(fit.xy - xy).T)
     inner = (xy.min(axis=1) > 12) & (xy.max(axis=1) < 499)
     out: dict[str, Any] = {
-        "image": "sq_pois100", "n_columns": int(len(xy)),
+        "image": "sq_pois100",
+        "n_columns": int(len(xy)),
         "atomscope_ms_per_column": 1e3 * t["median_s"] / len(xy),
         "atomscope_rmse_px": float(np.sqrt(np.mean(err[inner] ** 2))),
         "crb_px": 0.0741,
@@ -253,18 +325,29 @@ def refinement_speed(data: Path) -> dict[str, Any]:
         return out
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", image=img, xy=start)
-        subprocess.run([str(py), str(ROOT / "benchmarks/anchors/atomap_refine.py"),
-                        str(Path(tmp) / "in.npz"), "6", str(Path(tmp) / "out.json")],
-                       check=True, capture_output=True, timeout=1800)
+        subprocess.run(
+            [
+                str(py),
+                str(ROOT / "benchmarks/anchors/atomap_refine.py"),
+                str(Path(tmp) / "in.npz"),
+                "6",
+                str(Path(tmp) / "out.json"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
         res = json.loads((Path(tmp) / "out.json").read_text())
     pos = np.asarray(res["xy"])
     err_a = np.hypot(*(pos - xy).T)
     out["atomap_ms_per_column"] = 1e3 * res["gauss_s"] / len(xy)
     out["atomap_rmse_px"] = float(np.sqrt(np.mean(err_a[inner] ** 2)))
     out["speedup_per_column"] = out["atomap_ms_per_column"] / out["atomscope_ms_per_column"]
-    print(f"   refinement: ours {out['atomscope_ms_per_column']:.3f} ms/column "
-          f"(RMSE {out['atomscope_rmse_px']:.4f}), Atomap {out['atomap_ms_per_column']:.2f} "
-          f"ms/column (RMSE {out['atomap_rmse_px']:.4f}): x{out['speedup_per_column']:.0f}")
+    print(
+        f"   refinement: ours {out['atomscope_ms_per_column']:.3f} ms/column "
+        f"(RMSE {out['atomscope_rmse_px']:.4f}), Atomap {out['atomap_ms_per_column']:.2f} "
+        f"ms/column (RMSE {out['atomap_rmse_px']:.4f}): x{out['speedup_per_column']:.0f}"
+    )
     return out
 
 
@@ -273,41 +356,62 @@ def full_run(data: Path, quick: bool) -> list[dict[str, Any]]:
     from atomscope.atoms import find_atoms
 
     find_atoms(np.load(data / "synthetic-atomfind-benchmark/sq_pois100.npz")["image"][:128, :128])
-    images = {"real SrTiO3 (TIA) 1024²": atomscope.load(
-        data / "ncempy/tia_STEM_SrTiO3_atomic_1024.emi")}
+    images = {
+        "real SrTiO3 (TIA) 1024²": atomscope.load(data / "ncempy/tia_STEM_SrTiO3_atomic_1024.emi")
+    }
     if not quick:
         from atomscope.simulate import simulate_haadf
 
         images["simulated SrTiO3 1024²"] = simulate_haadf(
-            "SrTiO3", size=1024, pixel_size=0.015, rotation=5, dose=3e4, seed=7).image
+            "SrTiO3", size=1024, pixel_size=0.015, rotation=5, dose=3e4, seed=7
+        ).image
     rows = []
     py = _anchor_python()
     for label, mg in images.items():
         t0 = time.perf_counter()
         res = find_atoms(mg)
         wall = time.perf_counter() - t0
-        row = {"image": label, "atomscope_s": wall, "evaluations":
-               res.optimization.n_evaluations, "n_found": len(res), "timings": res.timings}
+        row = {
+            "image": label,
+            "atomscope_s": wall,
+            "evaluations": res.optimization.n_evaluations,
+            "n_found": len(res),
+            "timings": res.timings,
+        }
         if py is not None:
             nn = res.lattice.nn_distance_px
             with tempfile.TemporaryDirectory() as tmp:
                 np.save(Path(tmp) / "img.npy", mg.data)
                 n_calls = 40
                 subprocess.run(
-                    [str(py), str(ROOT / "benchmarks/anchors/skopt_blob_log.py"),
-                     str(Path(tmp) / "img.npy"),
-                     str(res.lattice.expected_count(float(res.lattice.support.sum()))),
-                     str(0.85 * res.lattice.distance_sum(4)), str(n_calls),
-                     str(Path(tmp) / "out.json"), str(max(0.7, 0.06 * nn)), str(0.4 * nn)],
-                    check=True, capture_output=True, timeout=3600)
+                    [
+                        str(py),
+                        str(ROOT / "benchmarks/anchors/skopt_blob_log.py"),
+                        str(Path(tmp) / "img.npy"),
+                        str(res.lattice.expected_count(float(res.lattice.support.sum()))),
+                        str(0.85 * res.lattice.distance_sum(4)),
+                        str(n_calls),
+                        str(Path(tmp) / "out.json"),
+                        str(max(0.7, 0.06 * nn)),
+                        str(0.4 * nn),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=3600,
+                )
                 base = json.loads((Path(tmp) / "out.json").read_text())
             row["paper_baseline_s"] = base["wall_s"]
             row["paper_baseline_calls"] = base["n_calls"]
             row["speedup"] = base["wall_s"] / wall
         rows.append(row)
-        print(f"   full run {label}: {wall:.1f} s ({row['evaluations']} evaluations)"
-              + (f", skopt+blob_log {row['paper_baseline_s']:.1f} s, x{row['speedup']:.1f}"
-                 if "speedup" in row else ""))
+        print(
+            f"   full run {label}: {wall:.1f} s ({row['evaluations']} evaluations)"
+            + (
+                f", skopt+blob_log {row['paper_baseline_s']:.1f} s, x{row['speedup']:.1f}"
+                if "speedup" in row
+                else ""
+            )
+        )
     return rows
 
 
@@ -316,19 +420,27 @@ def real_images(data: Path) -> dict[str, Any]:
     from atomscope.atoms import find_atoms
 
     out: dict[str, Any] = {}
-    for key, rel in (("SrTiO3_TIA", "ncempy/tia_STEM_SrTiO3_atomic_1024.emi"),
-                     ("SrTiO3_EMD", "ncempy/ncem_emd_atomic_1024.emd")):
+    for key, rel in (
+        ("SrTiO3_TIA", "ncempy/tia_STEM_SrTiO3_atomic_1024.emi"),
+        ("SrTiO3_EMD", "ncempy/ncem_emd_atomic_1024.emd"),
+    ):
         mg = atomscope.load(data / rel)
         res = find_atoms(mg)
         lat = res.lattice
         implied = lat.expected_count(mg.data.size)
         nominal = mg.data.size * mg.pixel_size[0] * mg.pixel_size[1] / 0.3905**2 * 2
-        out[key] = {"found": len(res), "implied_by_image_lattice": implied,
-                    "relative_difference": (len(res) - implied) / implied,
-                    "lattice_nm": lat.lengths_nm, "nominal_count_a_0.3905nm": nominal,
-                    "sublattices": res.table.sublattice.value_counts().to_dict()}
-        print(f"   {key}: {len(res)} columns, lattice implies {implied:.0f} "
-              f"({100 * out[key]['relative_difference']:+.2f} %)")
+        out[key] = {
+            "found": len(res),
+            "implied_by_image_lattice": implied,
+            "relative_difference": (len(res) - implied) / implied,
+            "lattice_nm": lat.lengths_nm,
+            "nominal_count_a_0.3905nm": nominal,
+            "sublattices": res.table.sublattice.value_counts().to_dict(),
+        }
+        print(
+            f"   {key}: {len(res)} columns, lattice implies {implied:.0f} "
+            f"({100 * out[key]['relative_difference']:+.2f} %)"
+        )
     z = np.load(data / "statstem/statstem_examples_decoded.npz")
     img = z["Example_PtIr__input__obs"]
     dx = float(z["Example_PtIr__input__dx"][0, 0])
@@ -342,13 +454,17 @@ def real_images(data: Path) -> dict[str, Any]:
     eta = z["Example_PtIr__output__eta"].ravel()
     rel = eta / np.median(eta)
     out["PtIr_StatSTEM"] = {
-        "reference": len(ref), "found": len(res),
+        "reference": len(ref),
+        "found": len(res),
         "matched_fraction_all": float((d < 0.3 * nn).mean()),
         "extra": int((d2 >= 0.3 * nn).sum()),
         "matched_fraction_by_min_relative_height": {
-            str(f): {"reference": int((rel >= f).sum()),
-                     "matched": float((d[rel >= f] < 0.3 * nn).mean())}
-            for f in (0.1, 0.2, 0.3)},
+            str(f): {
+                "reference": int((rel >= f).sum()),
+                "matched": float((d[rel >= f] < 0.3 * nn).mean()),
+            }
+            for f in (0.1, 0.2, 0.3)
+        },
     }
     print(f"   PtIr: {out['PtIr_StatSTEM']}")
     mg = atomscope.load(data / "temul-toolkit/atomap_AtomLattice_AuNP_479x504.hdf5")
@@ -357,25 +473,34 @@ def real_images(data: Path) -> dict[str, Any]:
     nn = float(np.median(cKDTree(ref).query(ref, 2)[0][:, 1]))
     d, _ = cKDTree(res.xy).query(ref)
     d2, _ = cKDTree(ref).query(res.xy)
-    out["Au_nanoparticle"] = {"reference": len(ref), "found": len(res),
-                              "matched_fraction": float((d < 0.3 * nn).mean()),
-                              "extra": int((d2 >= 0.3 * nn).sum())}
+    out["Au_nanoparticle"] = {
+        "reference": len(ref),
+        "found": len(res),
+        "matched_fraction": float((d < 0.3 * nn).mean()),
+        "extra": int((d2 >= 0.3 * nn).sum()),
+    }
     print(f"   Au NP: {out['Au_nanoparticle']}")
     mg = atomscope.load(data / "temul-toolkit/dm3_ADF_Se-implanted_MoS2_1024.dm3")
     res = find_atoms(mg)
     counts = res.table.sublattice.value_counts().to_dict()
     expected_per_site = res.lattice.expected_count(mg.data.size) / res.lattice.n_motif
-    out["MoS2"] = {"found": len(res), "per_sublattice": counts,
-                   "expected_per_sublattice": expected_per_site,
-                   "motif_relative_intensity": res.lattice.motif_intensity.tolist()}
+    out["MoS2"] = {
+        "found": len(res),
+        "per_sublattice": counts,
+        "expected_per_sublattice": expected_per_site,
+        "motif_relative_intensity": res.lattice.motif_intensity.tolist(),
+    }
     print(f"   MoS2: {out['MoS2']}")
     for name, dark in (("ABF", True), ("ADF", False)):
         mg = atomscope.load(data / f"atomap/hspy_{name}_STEM_atomic_400x380.hdf5")
         res = find_atoms(mg, dark=dark)
         expected = res.lattice.expected_count(mg.data.size)
-        out[f"Atomap_{name}"] = {"found": len(res), "implied_by_lattice": expected,
-                                 "columns_per_cell": res.lattice.n_motif,
-                                 "per_sublattice": res.table.sublattice.value_counts().to_dict()}
+        out[f"Atomap_{name}"] = {
+            "found": len(res),
+            "implied_by_lattice": expected,
+            "columns_per_cell": res.lattice.n_motif,
+            "per_sublattice": res.table.sublattice.value_counts().to_dict(),
+        }
         print(f"   Atomap {name}: {out[f'Atomap_{name}']}")
     return out
 

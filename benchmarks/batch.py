@@ -43,11 +43,16 @@ def _particle_stack(n: int, size: int, path: Path) -> Path:
 
     frames = np.empty((n, size, size), np.float32)
     for i in range(n):
-        frames[i] = simulate_particles_frame(size=size, pixel_size=0.18, n_particles=12 + i % 8,
-                                             counts=(50.0, 100.0, 200.0)[i % 3],
-                                             seed=1000 + i).image.data
-    tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.18, 1 / 0.18),
-                     metadata={"unit": "nm"})
+        frames[i] = simulate_particles_frame(
+            size=size,
+            pixel_size=0.18,
+            n_particles=12 + i % 8,
+            counts=(50.0, 100.0, 200.0)[i % 3],
+            seed=1000 + i,
+        ).image.data
+    tifffile.imwrite(
+        path, frames, imagej=True, resolution=(1 / 0.18, 1 / 0.18), metadata={"unit": "nm"}
+    )
     return path
 
 
@@ -59,12 +64,18 @@ def _atom_stack(n: int, size: int, path: Path) -> Path:
     frames = np.empty((n, size, size), np.float32)
     rng = np.random.default_rng(0)
     for i in range(n):
-        frames[i] = simulate_haadf("SrTiO3", zone=(0, 0, 1), size=size, pixel_size=0.02,
-                                   dose=float(rng.choice([1e4, 3e4, 1e5])),
-                                   rotation=float(rng.uniform(0, 90)),
-                                   seed=2000 + i).image.data
-    tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.02, 1 / 0.02),
-                     metadata={"unit": "nm"})
+        frames[i] = simulate_haadf(
+            "SrTiO3",
+            zone=(0, 0, 1),
+            size=size,
+            pixel_size=0.02,
+            dose=float(rng.choice([1e4, 3e4, 1e5])),
+            rotation=float(rng.uniform(0, 90)),
+            seed=2000 + i,
+        ).image.data
+    tifffile.imwrite(
+        path, frames, imagej=True, resolution=(1 / 0.02, 1 / 0.02), metadata={"unit": "nm"}
+    )
     return path
 
 
@@ -87,8 +98,9 @@ def _direct_seconds(analysis: str, stack: Path, options: dict[str, Any], n: int)
     return float(np.median(times))
 
 
-def _run(analysis: str, stack: Path, options: dict[str, Any], processes: int, root: Path
-         ) -> dict[str, Any]:
+def _run(
+    analysis: str, stack: Path, options: dict[str, Any], processes: int, root: Path
+) -> dict[str, Any]:
     """One batch; ``processes`` = 0 runs in this process, else on a LocalCluster of that many
     single-threaded worker processes (started inside the timed region)."""
     from atomscope.batch import run_batch
@@ -98,24 +110,46 @@ def _run(analysis: str, stack: Path, options: dict[str, Any], processes: int, ro
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     if processes == 0:
-        s = run_batch(analysis, [stack], out, options=options, workers=1, reports=False,
-                      show_progress=False)
+        s = run_batch(
+            analysis, [stack], out, options=options, workers=1, reports=False, show_progress=False
+        )
     else:
         from dask.distributed import LocalCluster
 
-        with LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=40) as cluster:
-            s = run_batch(analysis, [stack], out, options=options,
-                          scheduler=cluster.scheduler_address, reports=False,
-                          show_progress=False)
+        with LocalCluster(
+            n_workers=processes,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster:
+            s = run_batch(
+                analysis,
+                [stack],
+                out,
+                options=options,
+                scheduler=cluster.scheduler_address,
+                reports=False,
+                show_progress=False,
+            )
     wall = time.perf_counter() - t0
     label = "in-process" if processes == 0 else f"{processes} worker process(es)"
-    row = {"workers": max(processes, 1), "mode": label, "wall_s": wall, "tasks": s.total,
-           "done": s.done, "failed": s.failed, "chunk_size": s.chunk_size,
-           "frames_per_s": s.done / wall if wall > 0 else None,
-           "load_average_1min_before": load}
-    print(f"   {analysis:<9} {label:<22} {wall:7.1f} s for {s.done} frames "
-          f"({row['frames_per_s']:.2f}/s, {s.failed} failed, chunk {s.chunk_size})", flush=True)
+    row = {
+        "workers": max(processes, 1),
+        "mode": label,
+        "wall_s": wall,
+        "tasks": s.total,
+        "done": s.done,
+        "failed": s.failed,
+        "chunk_size": s.chunk_size,
+        "frames_per_s": s.done / wall if wall > 0 else None,
+        "load_average_1min_before": load,
+    }
+    print(
+        f"   {analysis:<9} {label:<22} {wall:7.1f} s for {s.done} frames "
+        f"({row['frames_per_s']:.2f}/s, {s.failed} failed, chunk {s.chunk_size})",
+        flush=True,
+    )
     return row
 
 
@@ -123,8 +157,12 @@ def _dask_task_cost(n: int = 400) -> dict[str, float]:
     """Round-trip cost of an empty task on a 2-process LocalCluster (ms per task)."""
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.gather(client.map(abs, range(-20, 0)))
         t0 = time.perf_counter()
         client.gather(client.map(abs, range(-n - 100, -100)))
@@ -146,8 +184,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         ostack = root / "atoms-opt.tif"
         import tifffile
 
-        tifffile.imwrite(ostack, tifffile.imread(astack)[:n_opt], imagej=True,
-                         resolution=(1 / 0.02, 1 / 0.02), metadata={"unit": "nm"})
+        tifffile.imwrite(
+            ostack,
+            tifffile.imread(astack)[:n_opt],
+            imagej=True,
+            resolution=(1 / 0.02, 1 / 0.02),
+            metadata={"unit": "nm"},
+        )
         configs = {
             "particles": ("particles", pstack, {"method": "classical", "show_progress": False}),
             "atoms": ("atoms", astack, {"optimize": False}),
@@ -158,22 +201,33 @@ def run(quick: bool = False) -> dict[str, Any]:
             rows = [_run(analysis, stack, options, p, root) for p in (0, 1, 2)]
             speedup = rows[1]["wall_s"] / rows[2]["wall_s"]
             n_done = max(rows[0]["done"], 1)
-            results[name] = {"analysis": analysis, "options": options,
-                             "frames": rows[0]["tasks"], "runs": rows, "speedup": speedup,
-                             "speedup_vs_in_process": rows[0]["wall_s"] / rows[2]["wall_s"],
-                             "meets_target": bool(speedup >= TARGET_SPEEDUP),
-                             "direct_s_per_frame": direct,
-                             "overhead_s_per_task_in_process":
-                                 (rows[0]["wall_s"] - direct * n_done) / n_done}
-            print(f"   {name}: 2 worker processes against 1: {speedup:.2f}x; against the "
-                  f"in-process run {results[name]['speedup_vs_in_process']:.2f}x", flush=True)
+            results[name] = {
+                "analysis": analysis,
+                "options": options,
+                "frames": rows[0]["tasks"],
+                "runs": rows,
+                "speedup": speedup,
+                "speedup_vs_in_process": rows[0]["wall_s"] / rows[2]["wall_s"],
+                "meets_target": bool(speedup >= TARGET_SPEEDUP),
+                "direct_s_per_frame": direct,
+                "overhead_s_per_task_in_process": (rows[0]["wall_s"] - direct * n_done) / n_done,
+            }
+            print(
+                f"   {name}: 2 worker processes against 1: {speedup:.2f}x; against the "
+                f"in-process run {results[name]['speedup_vs_in_process']:.2f}x",
+                flush=True,
+            )
     task_cost = _dask_task_cost()
     print(f"   empty Dask task: {task_cost['ms_per_task']:.2f} ms", flush=True)
     payload = {
         "quick": quick,
-        "settings": {"frames": n, "size": size, "optimised_atoms_frames": n_opt,
-                     "runs": ["in-process", "1 worker process", "2 worker processes"],
-                     "reports": False},
+        "settings": {
+            "frames": n,
+            "size": size,
+            "optimised_atoms_frames": n_opt,
+            "runs": ["in-process", "1 worker process", "2 worker processes"],
+            "reports": False,
+        },
         "target_speedup": TARGET_SPEEDUP,
         "results": results,
         "dask_empty_task": task_cost,

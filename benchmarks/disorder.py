@@ -29,8 +29,7 @@ from scipy.spatial import cKDTree
 
 from ._common import write_result
 
-TARGETS = {"iou": 0.8, "f1": 0.9, "crystal_area": 0.01, "type_agreement": 0.95,
-           "time_1024_s": 30.0}
+TARGETS = {"iou": 0.8, "f1": 0.9, "crystal_area": 0.01, "type_agreement": 0.95, "time_1024_s": 30.0}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,8 +52,13 @@ def _summary(values: list[float]) -> dict[str, float]:
     v = [x for x in values if np.isfinite(x)]
     if not v:
         return {}
-    return {"mean": float(np.mean(v)), "median": float(statistics.median(v)),
-            "min": float(np.min(v)), "max": float(np.max(v)), "n": len(v)}
+    return {
+        "mean": float(np.mean(v)),
+        "median": float(statistics.median(v)),
+        "min": float(np.min(v)),
+        "max": float(np.max(v)),
+        "n": len(v),
+    }
 
 
 def _patch_suite(doses, size: int, fractions) -> list[dict[str, Any]]:
@@ -72,22 +76,32 @@ def _patch_suite(doses, size: int, fractions) -> list[dict[str, Any]]:
             atoms = find_atoms(sim.image, seed=0)
             t_atoms = time.perf_counter() - t0
             row: dict[str, Any] = {
-                "structure": p["structure"], "mode": p["mode"], "dose": dose,
-                "fraction": float(truth.mean()), "n_patches": p["n_patches"],
-                "n_atoms": len(atoms), "find_atoms_s": t_atoms,
+                "structure": p["structure"],
+                "mode": p["mode"],
+                "dose": dose,
+                "fraction": float(truth.mean()),
+                "n_patches": p["n_patches"],
+                "n_atoms": len(atoms),
+                "find_atoms_s": t_atoms,
             }
             for rewards in ("robust", "paper"):
                 t0 = time.perf_counter()
                 r = find_disorder(sim.image, atoms, rewards=rewards, seed=0)
                 row[rewards] = {
-                    "iou": _iou(truth, r.mask), "f1": _atom_f1(r, truth),
-                    "area_fraction": r.area_fraction, "n_regions": r.n_regions,
-                    "parameters": r.parameters, "seconds": time.perf_counter() - t0,
+                    "iou": _iou(truth, r.mask),
+                    "f1": _atom_f1(r, truth),
+                    "area_fraction": r.area_fraction,
+                    "n_regions": r.n_regions,
+                    "parameters": r.parameters,
+                    "seconds": time.perf_counter() - t0,
                 }
-            print(f"   {row['structure']:<10} {row['mode']:<8} dose {dose:8.0f} "
-                  f"f={row['fraction']:.2f}: robust IoU {row['robust']['iou']:.3f} "
-                  f"F1 {row['robust']['f1']:.3f} | paper IoU {row['paper']['iou']:.3f} "
-                  f"F1 {row['paper']['f1']:.3f}", flush=True)
+            print(
+                f"   {row['structure']:<10} {row['mode']:<8} dose {dose:8.0f} "
+                f"f={row['fraction']:.2f}: robust IoU {row['robust']['iou']:.3f} "
+                f"F1 {row['robust']['f1']:.3f} | paper IoU {row['paper']['iou']:.3f} "
+                f"F1 {row['paper']['f1']:.3f}",
+                flush=True,
+            )
             rows.append(row)
     return rows
 
@@ -100,18 +114,25 @@ def _crystals(doses, size: int) -> list[dict[str, Any]]:
     k = 0
     for structure, zone in (("SrTiO3", (0, 0, 1)), ("YBa2Cu3O7", (1, 0, 0))):
         for dose in doses:
-            sim = simulate_haadf(structure, zone=zone, size=size, pixel_size=0.02, dose=dose,
-                                 seed=500 + k)
+            sim = simulate_haadf(
+                structure, zone=zone, size=size, pixel_size=0.02, dose=dose, seed=500 + k
+            )
             k += 1
             atoms = find_atoms(sim.image, seed=0)
             row: dict[str, Any] = {"structure": structure, "dose": dose}
             for rewards in ("robust", "paper"):
                 r = find_disorder(sim.image, atoms, rewards=rewards, seed=0)
-                row[rewards] = {"area_fraction": r.area_fraction, "n_regions": r.n_regions,
-                                "n_disordered_atoms": int(r.disordered.sum())}
-            print(f"   crystal {structure:<10} dose {dose:8.0f}: robust area "
-                  f"{100 * row['robust']['area_fraction']:.2f} %, paper "
-                  f"{100 * row['paper']['area_fraction']:.2f} %", flush=True)
+                row[rewards] = {
+                    "area_fraction": r.area_fraction,
+                    "n_regions": r.n_regions,
+                    "n_disordered_atoms": int(r.disordered.sum()),
+                }
+            print(
+                f"   crystal {structure:<10} dose {dose:8.0f}: robust area "
+                f"{100 * row['robust']['area_fraction']:.2f} %, paper "
+                f"{100 * row['paper']['area_fraction']:.2f} %",
+                flush=True,
+            )
             rows.append(row)
     return rows
 
@@ -122,8 +143,9 @@ def _types(doses, size: int) -> list[dict[str, Any]]:
 
     rows = []
     for j, dose in enumerate(doses):
-        sim = simulate_haadf("YBa2Cu3O7", zone=(1, 0, 0), size=size, pixel_size=0.02,
-                             dose=dose, seed=700 + j)
+        sim = simulate_haadf(
+            "YBa2Cu3O7", zone=(1, 0, 0), size=size, pixel_size=0.02, dose=dose, seed=700 + j
+        )
         atoms = find_atoms(sim.image, seed=0)
         r = find_disorder(sim.image, atoms, n_types=4, optimize=False, seed=0)
         tc = sim.truth.columns
@@ -131,8 +153,9 @@ def _types(doses, size: int) -> list[dict[str, Any]]:
         d, idx = cKDTree(vis[["x", "y"]].to_numpy()).query(r.table[["x", "y"]].to_numpy())
         ok = d < 3.0
         sp = vis.species.to_numpy()[idx]
-        cls = np.where(sp == "Cu", np.where(vis.site.to_numpy()[idx] == 3, "Cu chain",
-                                            "Cu plane"), sp)
+        cls = np.where(
+            sp == "Cu", np.where(vis.site.to_numpy()[idx] == 3, "Cu chain", "Cu plane"), sp
+        )
         names, truth = np.unique(cls[ok], return_inverse=True)
         lab = r.table["type"].to_numpy()[ok]
         best, mapping = 0.0, None
@@ -140,11 +163,19 @@ def _types(doses, size: int) -> list[dict[str, Any]]:
             acc = float(np.mean(np.array(perm)[lab] == truth))
             if acc > best:
                 best, mapping = acc, perm
-        row = {"dose": dose, "n_matched": int(ok.sum()), "n_found": len(r),
-               "agreement": best, "types": r.types,
-               "type_to_species": {int(t): str(names[mapping[t]]) for t in range(4)}}
-        print(f"   YBCO [100] types, dose {dose:8.0f}: agreement {best:.3f} "
-              f"({row['type_to_species']})", flush=True)
+        row = {
+            "dose": dose,
+            "n_matched": int(ok.sum()),
+            "n_found": len(r),
+            "agreement": best,
+            "types": r.types,
+            "type_to_species": {int(t): str(names[mapping[t]]) for t in range(4)},
+        }
+        print(
+            f"   YBCO [100] types, dose {dose:8.0f}: agreement {best:.3f} "
+            f"({row['type_to_species']})",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -153,22 +184,37 @@ def _timing(size: int, repeat: int) -> dict[str, Any]:
     from atomscope import find_disorder
     from atomscope.simulate import simulate_amorphous_patches
 
-    sim = simulate_amorphous_patches("SrTiO3", fraction=0.15, n_patches=3, size=size,
-                                     pixel_size=0.02, dose=1e5, seed=900)
+    sim = simulate_amorphous_patches(
+        "SrTiO3", fraction=0.15, n_patches=3, size=size, pixel_size=0.02, dose=1e5, seed=900
+    )
     truth = sim.truth.masks["amorphous"].astype(bool)
     runs = []
     for _ in range(repeat):
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         t0 = time.perf_counter()
         r = find_disorder(sim.image, seed=0)  # atoms found inside: the whole pipeline
-        runs.append({"seconds": time.perf_counter() - t0, "stages_s": r.timings,
-                     "load_average_1min_before": load, "iou": _iou(truth, r.mask),
-                     "f1": _atom_f1(r, truth), "n_atoms": len(r)})
-        print(f"   {size}² full run: {runs[-1]['seconds']:.1f} s (load {load}), IoU "
-              f"{runs[-1]['iou']:.3f}", flush=True)
+        runs.append(
+            {
+                "seconds": time.perf_counter() - t0,
+                "stages_s": r.timings,
+                "load_average_1min_before": load,
+                "iou": _iou(truth, r.mask),
+                "f1": _atom_f1(r, truth),
+                "n_atoms": len(r),
+            }
+        )
+        print(
+            f"   {size}² full run: {runs[-1]['seconds']:.1f} s (load {load}), IoU "
+            f"{runs[-1]['iou']:.3f}",
+            flush=True,
+        )
     times = [x["seconds"] for x in runs]
-    return {"size": size, "median_s": float(statistics.median(times)), "min_s": min(times),
-            "runs": runs}
+    return {
+        "size": size,
+        "median_s": float(statistics.median(times)),
+        "min_s": min(times),
+        "runs": runs,
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -197,31 +243,42 @@ def run(quick: bool = False) -> dict[str, Any]:
             "iou_at_least_0.8": float(np.mean([r[rewards]["iou"] >= 0.8 for r in patches])),
             "f1_at_least_0.9": float(np.mean([r[rewards]["f1"] >= 0.9 for r in patches])),
             "crystal_area_max": float(max(c[rewards]["area_fraction"] for c in crystals)),
-            "seconds_median": float(statistics.median(r[rewards]["seconds"]
-                                                      for r in patches)),
+            "seconds_median": float(statistics.median(r[rewards]["seconds"] for r in patches)),
         }
     for key in ("structure", "dose", "mode"):
         groups: dict[str, list] = {}
         for r in patches:
             groups.setdefault(str(r[key]), []).append(r)
         summary["robust"][f"by_{key}"] = {
-            g: {"iou_mean": float(np.mean([x["robust"]["iou"] for x in v])),
+            g: {
+                "iou_mean": float(np.mean([x["robust"]["iou"] for x in v])),
                 "f1_mean": float(np.mean([x["robust"]["f1"] for x in v])),
-                "iou_min": float(np.min([x["robust"]["iou"] for x in v])), "n": len(v)}
-            for g, v in groups.items()}
+                "iou_min": float(np.min([x["robust"]["iou"] for x in v])),
+                "n": len(v),
+            }
+            for g, v in groups.items()
+        }
     by_fraction: dict[str, list] = {}
     for r in patches:
         by_fraction.setdefault(f"{r['fraction']:.2f}", []).append(r)
     summary["robust"]["by_fraction"] = {
-        g: {"iou_mean": float(np.mean([x["robust"]["iou"] for x in v])),
-            "f1_mean": float(np.mean([x["robust"]["f1"] for x in v])), "n": len(v)}
-        for g, v in sorted(by_fraction.items())}
+        g: {
+            "iou_mean": float(np.mean([x["robust"]["iou"] for x in v])),
+            "f1_mean": float(np.mean([x["robust"]["f1"] for x in v])),
+            "n": len(v),
+        }
+        for g, v in sorted(by_fraction.items())
+    }
     payload = {
         "quick": quick,
         "targets": TARGETS,
-        "settings": {"doses_e_per_A2": list(doses), "size": size, "fractions": list(fractions),
-                     "atoms": "find_atoms(seed=0), shared by both reward sets",
-                     "find_disorder": "defaults (seed 0); rewards robust vs paper"},
+        "settings": {
+            "doses_e_per_A2": list(doses),
+            "size": size,
+            "fractions": list(fractions),
+            "atoms": "find_atoms(seed=0), shared by both reward sets",
+            "find_disorder": "defaults (seed 0); rewards robust vs paper",
+        },
         "summary": summary,
         "type_agreement": {"min": float(min(t["agreement"] for t in types)), "runs": types},
         "timing_1024": timing,
@@ -232,9 +289,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     path = write_result("disorder", payload, packages=("scikit-learn", "botorch"))
     rb = summary["robust"]
-    print(f"   robust: IoU mean {rb['iou']['mean']:.3f} (min {rb['iou']['min']:.3f}), F1 mean "
-          f"{rb['f1']['mean']:.3f} (min {rb['f1']['min']:.3f}); paper: IoU mean "
-          f"{summary['paper']['iou']['mean']:.3f}, F1 mean {summary['paper']['f1']['mean']:.3f}")
+    print(
+        f"   robust: IoU mean {rb['iou']['mean']:.3f} (min {rb['iou']['min']:.3f}), F1 mean "
+        f"{rb['f1']['mean']:.3f} (min {rb['f1']['min']:.3f}); paper: IoU mean "
+        f"{summary['paper']['iou']['mean']:.3f}, F1 mean {summary['paper']['f1']['mean']:.3f}"
+    )
     print(f"   wrote {path}")
     return payload
 

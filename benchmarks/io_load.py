@@ -18,16 +18,31 @@ def _raw_readers(data) -> list[tuple[str, Any, Any]]:
     import tifffile
 
     return [
-        ("TIA EMI/SER (ncempy)", data / "ncempy/tia_STEM_SrTiO3_atomic_1024.emi",
-         lambda: nio.ser.serReader(str(data / "ncempy/tia_STEM_SrTiO3_atomic_1024_1.ser"))),
-        ("Berkeley EMD (ncempy)", data / "ncempy/ncem_emd_atomic_1024.emd",
-         lambda: nio.read(str(data / "ncempy/ncem_emd_atomic_1024.emd"))),
-        ("DM3 uint32 (ncempy)", data / "temul-toolkit/dm3_ADF_Se-implanted_MoS2_1024.dm3",
-         lambda: nio.read(str(data / "temul-toolkit/dm3_ADF_Se-implanted_MoS2_1024.dm3"))),
-        ("NPY (numpy)", data / "pystem/high_entropy_alloy.npy",
-         lambda: np.load(data / "pystem/high_entropy_alloy.npy")),
-        ("RGB TIFF (tifffile)", data / "ingrained/Ni_001_M3B2_001/HAADF91.tif",
-         lambda: tifffile.imread(data / "ingrained/Ni_001_M3B2_001/HAADF91.tif")),
+        (
+            "TIA EMI/SER (ncempy)",
+            data / "ncempy/tia_STEM_SrTiO3_atomic_1024.emi",
+            lambda: nio.ser.serReader(str(data / "ncempy/tia_STEM_SrTiO3_atomic_1024_1.ser")),
+        ),
+        (
+            "Berkeley EMD (ncempy)",
+            data / "ncempy/ncem_emd_atomic_1024.emd",
+            lambda: nio.read(str(data / "ncempy/ncem_emd_atomic_1024.emd")),
+        ),
+        (
+            "DM3 uint32 (ncempy)",
+            data / "temul-toolkit/dm3_ADF_Se-implanted_MoS2_1024.dm3",
+            lambda: nio.read(str(data / "temul-toolkit/dm3_ADF_Se-implanted_MoS2_1024.dm3")),
+        ),
+        (
+            "NPY (numpy)",
+            data / "pystem/high_entropy_alloy.npy",
+            lambda: np.load(data / "pystem/high_entropy_alloy.npy"),
+        ),
+        (
+            "RGB TIFF (tifffile)",
+            data / "ingrained/Ni_001_M3B2_001/HAADF91.tif",
+            lambda: tifffile.imread(data / "ingrained/Ni_001_M3B2_001/HAADF91.tif"),
+        ),
     ]
 
 
@@ -43,17 +58,21 @@ def run(quick: bool = False) -> dict[str, Any]:
         t_raw = timeit(raw, repeat=repeat)
         t_ours = timeit(lambda p=path: atomscope.load(p), repeat=repeat)
         mg = atomscope.load(path)
-        rows.append({
-            "file": str(path.relative_to(data)),
-            "reader": label,
-            "shape": list(mg.shape),
-            "pixel_size_nm": list(mg.pixel_size) if mg.pixel_size else None,
-            "atomscope_load_median_s": t_ours["median_s"],
-            "raw_reader_median_s": t_raw["median_s"],
-            "ratio_atomscope_over_raw": t_ours["median_s"] / t_raw["median_s"],
-        })
-        print(f"   {label:<24} load {t_ours['median_s'] * 1e3:7.2f} ms   raw "
-              f"{t_raw['median_s'] * 1e3:7.2f} ms   x{rows[-1]['ratio_atomscope_over_raw']:.2f}")
+        rows.append(
+            {
+                "file": str(path.relative_to(data)),
+                "reader": label,
+                "shape": list(mg.shape),
+                "pixel_size_nm": list(mg.pixel_size) if mg.pixel_size else None,
+                "atomscope_load_median_s": t_ours["median_s"],
+                "raw_reader_median_s": t_raw["median_s"],
+                "ratio_atomscope_over_raw": t_ours["median_s"] / t_raw["median_s"],
+            }
+        )
+        print(
+            f"   {label:<24} load {t_ours['median_s'] * 1e3:7.2f} ms   raw "
+            f"{t_raw['median_s'] * 1e3:7.2f} ms   x{rows[-1]['ratio_atomscope_over_raw']:.2f}"
+        )
     payload = {"repeat": repeat, "files": rows}
     write_result("io_load", payload, packages=("ncempy", "tifffile", "h5py"))
     return payload

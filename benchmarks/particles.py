@@ -40,9 +40,12 @@ def _scores(pred: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, Any]:
 
     pooled = pixel_scores(np.stack(pred), np.stack(truth))
     per = [pixel_scores(p, t) for p, t in zip(pred, truth, strict=True)]
-    return {"pooled": pooled, "per_frame_f1": [s["f1"] for s in per],
-            "mean_f1": float(np.mean([s["f1"] for s in per])),
-            "min_f1": float(np.min([s["f1"] for s in per]))}
+    return {
+        "pooled": pooled,
+        "per_frame_f1": [s["f1"] for s in per],
+        "mean_f1": float(np.mean([s["f1"] for s in per])),
+        "min_f1": float(np.min([s["f1"] for s in per])),
+    }
 
 
 def _diameter_errors(results: list[Any], labels: list[np.ndarray]) -> dict[str, Any]:
@@ -66,11 +69,16 @@ def _diameter_errors(results: list[Any], labels: list[np.ndarray]) -> dict[str, 
     a = np.abs(e)
     if not len(e):
         return {"n": 0}
-    return {"n": int(len(e)), "median_abs": float(np.median(a)),
-            "mean_abs": float(a.mean()), "p90_abs": float(np.percentile(a, 90)),
-            "max_abs": float(a.max()), "mean_signed": float(e.mean()),
-            "fraction_within_5pct": float((a < 0.05).mean()),
-            "size_range_px": [float(min(sizes)), float(max(sizes))]}
+    return {
+        "n": int(len(e)),
+        "median_abs": float(np.median(a)),
+        "mean_abs": float(a.mean()),
+        "p90_abs": float(np.percentile(a, 90)),
+        "max_abs": float(a.max()),
+        "mean_signed": float(e.mean()),
+        "fraction_within_5pct": float((a < 0.05).mean()),
+        "size_range_px": [float(min(sizes)), float(max(sizes))],
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -98,11 +106,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         curves: dict[str, Any] = {}
         diameters: dict[str, Any] = {}
         segs: dict[str, list[Any]] = {}
-        for name, kw in (("classical", {"method": "classical"}),
-                         ("recipe (paper, full resolution, no refinement)",
-                          {"method": "classical",
-                           "classical": {"refine": False, "downsample": 1}}),
-                         ("unet", {"method": "unet"}), ("shallow", {"method": "shallow"})):
+        for name, kw in (
+            ("classical", {"method": "classical"}),
+            (
+                "recipe (paper, full resolution, no refinement)",
+                {"method": "classical", "classical": {"refine": False, "downsample": 1}},
+            ),
+            ("unet", {"method": "unet"}),
+            ("shallow", {"method": "shallow"}),
+        ):
             out = [segment(r.image, n_threads=THREADS, **kw) for r in frames]
             segs[name] = out
             masks = [s.mask for s in out]
@@ -112,34 +124,41 @@ def run(quick: bool = False) -> dict[str, Any]:
                 prob = np.stack([s.probability for s in out])
                 curves[name] = threshold_curve(prob, np.stack(truths)).to_dict("records")
                 fixed = [s.probability > 0.4 for s in out]
-                methods[f"{name} (threshold 0.4)"] = {"threshold": 0.4,
-                                                      **_scores(fixed, truths)}
+                methods[f"{name} (threshold 0.4)"] = {"threshold": 0.4, **_scores(fixed, truths)}
         # -- timings per frame (2 torch threads) ------------------------------------------
         img = frames[0].image.data
         rep = 2 if quick else 5
         timings: dict[str, Any] = {"frame_shape": list(img.shape), "torch_threads": THREADS}
         timings["classical"] = timeit(lambda: classical_segment(img), repeat=rep)
         timings["recipe_full_resolution"] = timeit(
-            lambda: classical_segment(img, refine=False, downsample=1), repeat=1 if quick else 2)
+            lambda: classical_segment(img, refine=False, downsample=1), repeat=1 if quick else 2
+        )
         for arch in ("unet", "shallow"):
             net, manifest = load_model(f"particles-{arch}")
             x = preprocess(img)
             timings[f"{arch}_inference"] = timeit(
-                lambda net=net, x=x: predict(net, x, n_threads=THREADS), repeat=rep)
+                lambda net=net, x=x: predict(net, x, n_threads=THREADS), repeat=rep
+            )
             timings[f"{arch}_segment_end_to_end"] = timeit(
                 lambda arch=arch: segment(img, method=arch, bright=False, n_threads=THREADS),
-                repeat=rep)
+                repeat=rep,
+            )
         timings["speedup_classical_vs_anchor_recipe"] = (
-            ANCHOR_RECIPE_SECONDS / timings["classical"]["median_s"])
+            ANCHOR_RECIPE_SECONDS / timings["classical"]["median_s"]
+        )
         timings["speedup_classical_vs_recipe_same_run"] = (
-            timings["recipe_full_resolution"]["median_s"] / timings["classical"]["median_s"])
+            timings["recipe_full_resolution"]["median_s"] / timings["classical"]["median_s"]
+        )
         # -- tracking on the coarsening movie ---------------------------------------------
-        tracking: dict[str, Any] = {"n_frames": movie.image.n_frames,
-                                    "shape": list(movie.image.shape)}
+        tracking: dict[str, Any] = {
+            "n_frames": movie.image.n_frames,
+            "shape": list(movie.image.shape),
+        }
         truth_labels = movie.truth.masks["particle"]
         events = movie.truth.parameters.get("events", [])
-        tracking["truth_events"] = {k: sum(e["event"] == k for e in events)
-                                    for k in ("dissolved", "coalescence")}
+        tracking["truth_events"] = {
+            k: sum(e["event"] == k for e in events) for k in ("dissolved", "coalescence")
+        }
         for method in ("classical", "unet"):
             t0 = time.perf_counter()
             res = analyze(movie.image, method=method, n_threads=THREADS)
@@ -150,14 +169,19 @@ def run(quick: bool = False) -> dict[str, Any]:
             rec["events"] = res.summary().get("events", {})
             pf = res.per_frame()
             true_pf = movie.truth.particles.groupby("frame")
-            rec["mean_diameter_nm_first_last"] = [float(pf["mean_diameter"].iloc[0]),
-                                                  float(pf["mean_diameter"].iloc[-1])]
+            rec["mean_diameter_nm_first_last"] = [
+                float(pf["mean_diameter"].iloc[0]),
+                float(pf["mean_diameter"].iloc[-1]),
+            ]
             rec["true_mean_diameter_nm_first_last"] = [
                 float(2 * true_pf["radius_nm"].mean().iloc[0]),
-                float(2 * true_pf["radius_nm"].mean().iloc[-1])]
+                float(2 * true_pf["radius_nm"].mean().iloc[-1]),
+            ]
             rec["count_first_last"] = [int(pf["count"].iloc[0]), int(pf["count"].iloc[-1])]
-            rec["true_count_first_last"] = [int(true_pf.size().iloc[0]),
-                                            int(true_pf.size().iloc[-1])]
+            rec["true_count_first_last"] = [
+                int(true_pf.size().iloc[0]),
+                int(true_pf.size().iloc[-1]),
+            ]
             tracking[method] = rec
         # -- training speed here and now (the shipped runs shared the machine) ------------
         from atomscope.nn import Augmentation, build_model, train_model
@@ -174,26 +198,47 @@ def run(quick: bool = False) -> dict[str, Any]:
             d = TRAIN_DEFAULTS[arch]
             net = build_model(arch, seed=0)
             n_steps = 4 if quick else 20
-            hist = train_model(net, xs, ys, epochs=1, steps_per_epoch=n_steps,
-                               batch_size=d["batch_size"], patch_size=d["patch_size"],
-                               val_patches=0, seed=0, show_progress=False, n_threads=THREADS,
-                               augmentation=Augmentation(noise=0.3, blur=1.0, brightness=0.3,
-                                                         contrast=0.3))
+            hist = train_model(
+                net,
+                xs,
+                ys,
+                epochs=1,
+                steps_per_epoch=n_steps,
+                batch_size=d["batch_size"],
+                patch_size=d["patch_size"],
+                val_patches=0,
+                seed=0,
+                show_progress=False,
+                n_threads=THREADS,
+                augmentation=Augmentation(noise=0.3, blur=1.0, brightness=0.3, contrast=0.3),
+            )
             per_step = hist.seconds / n_steps
             total_steps = d["epochs"] * d["steps_per_epoch"]
             step_timing[arch] = {
-                "seconds_per_step": per_step, "cpu_seconds_per_step": hist.cpu_seconds / n_steps,
+                "seconds_per_step": per_step,
+                "cpu_seconds_per_step": hist.cpu_seconds / n_steps,
                 "steps_in_recipe": total_steps,
-                "extrapolated_minutes": (per_step * total_steps
-                                         + sim_seconds * d["n_frames"]) / 60.0,
-                "load_average_now": list(os.getloadavg())}
+                "extrapolated_minutes": (per_step * total_steps + sim_seconds * d["n_frames"])
+                / 60.0,
+                "load_average_now": list(os.getloadavg()),
+            }
         # -- training of the shipped models -----------------------------------------------
         training = {"measured_now": step_timing}
         for name, manifest in list_models().items():
             tr = manifest.get("training", {})
-            training[name] = {k: tr.get(k) for k in (
-                "command", "seconds", "cpu_seconds", "seconds_total", "cpu_seconds_total",
-                "threads", "load_average_1min_at_end", "best_epoch")}
+            training[name] = {
+                k: tr.get(k)
+                for k in (
+                    "command",
+                    "seconds",
+                    "cpu_seconds",
+                    "seconds_total",
+                    "cpu_seconds_total",
+                    "threads",
+                    "load_average_1min_at_end",
+                    "best_epoch",
+                )
+            }
             training[name]["n_parameters"] = manifest.get("n_parameters")
             training[name]["metrics"] = manifest.get("metrics")
             training[name]["epochs"] = len(tr.get("history", []))
@@ -201,32 +246,44 @@ def run(quick: bool = False) -> dict[str, Any]:
         torch.set_num_threads(old_threads)
     payload = {
         "quick": quick,
-        "suite": {"counts_per_background_pixel": [
-                      r.image.metadata["simulation"]["counts_per_background_pixel"]
-                      for r in frames],
-                  "frame_shape": list(frames[0].image.shape),
-                  "pixel_size_nm": frames[0].image.pixel_size_nm},
+        "suite": {
+            "counts_per_background_pixel": [
+                r.image.metadata["simulation"]["counts_per_background_pixel"] for r in frames
+            ],
+            "frame_shape": list(frames[0].image.shape),
+            "pixel_size_nm": frames[0].image.pixel_size_nm,
+        },
         "f1": methods,
         "threshold_curves": curves,
         "diameter_errors": diameters,
         "tracking": tracking,
         "timings": timings,
         "training": training,
-        "anchors": {"recipe_seconds_per_1024_frame": ANCHOR_RECIPE_SECONDS,
-                    "recipe_f1": ANCHOR_RECIPE_F1},
-        "targets": {"f1": 0.95, "diameter_error": 0.05, "identity_recovery": 0.95,
-                    "classical_seconds": 0.5, "unet_seconds": 1.5, "training_minutes": 15},
+        "anchors": {
+            "recipe_seconds_per_1024_frame": ANCHOR_RECIPE_SECONDS,
+            "recipe_f1": ANCHOR_RECIPE_F1,
+        },
+        "targets": {
+            "f1": 0.95,
+            "diameter_error": 0.05,
+            "identity_recovery": 0.95,
+            "classical_seconds": 0.5,
+            "unet_seconds": 1.5,
+            "training_minutes": 15,
+        },
         "load_average_start": list(load_start),
         "load_average_end": list(os.getloadavg()),
         "seconds": time.perf_counter() - t_start,
     }
     path = write_result("particles", payload)
-    print(f"   F1 classical {methods['classical']['pooled']['f1']:.3f}, "
-          f"unet {methods['unet']['pooled']['f1']:.3f}, "
-          f"shallow {methods['shallow']['pooled']['f1']:.3f}; classical "
-          f"{timings['classical']['median_s']:.3f} s, unet "
-          f"{timings['unet_inference']['median_s']:.3f} s per frame; identity recovery "
-          f"{tracking['classical']['identity_recovery']:.3f} -> {path}")
+    print(
+        f"   F1 classical {methods['classical']['pooled']['f1']:.3f}, "
+        f"unet {methods['unet']['pooled']['f1']:.3f}, "
+        f"shallow {methods['shallow']['pooled']['f1']:.3f}; classical "
+        f"{timings['classical']['median_s']:.3f} s, unet "
+        f"{timings['unet_inference']['median_s']:.3f} s per frame; identity recovery "
+        f"{tracking['classical']['identity_recovery']:.3f} -> {path}"
+    )
     return payload
 
 
@@ -260,16 +317,18 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
             un = analyze(series, method="unet", n_threads=THREADS)
             fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.9))
             cl.plot(axes[0], frame=0)
-            axes[0].set_title(f"classical, frame 0: {len(cl.frame_table(0))} particles",
-                              fontsize=9)
+            axes[0].set_title(f"classical, frame 0: {len(cl.frame_table(0))} particles", fontsize=9)
             cl.plot(axes[1], frame=4)
-            axes[1].set_title(f"classical, frame 4: {len(cl.frame_table(4))} (same track ids)",
-                              fontsize=9)
+            axes[1].set_title(
+                f"classical, frame 4: {len(cl.frame_table(4))} (same track ids)", fontsize=9
+            )
             un.plot(axes[2], frame=0)
-            axes[2].set_title(f"U-Net, frame 0: {len(un.frame_table(0))} particles",
-                              fontsize=9)
-            fig.suptitle("Real STEM-HAADF series (TIA, 128², 0.384 nm/px): outlines coloured "
-                         "and numbered by track", fontsize=9)
+            axes[2].set_title(f"U-Net, frame 0: {len(un.frame_table(0))} particles", fontsize=9)
+            fig.suptitle(
+                "Real STEM-HAADF series (TIA, 128², 0.384 nm/px): outlines coloured "
+                "and numbered by track",
+                fontsize=9,
+            )
             fig.tight_layout()
             written.append(str(save_figure(fig, out_dir / "particles_real.png", dpi=100)))
 
@@ -282,8 +341,11 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
         crop = frame.image.with_data(frame.image.data[sl])
         fig, axes = plt.subplots(1, 3, figsize=(12, 4.1))
         show_image(axes[0], crop)
-        for m, colour, label in ((truth, "lime", "truth"), (cl.mask, "red", "classical"),
-                                 (un.mask, "deepskyblue", "U-Net")):
+        for m, colour, label in (
+            (truth, "lime", "truth"),
+            (cl.mask, "red", "classical"),
+            (un.mask, "deepskyblue", "U-Net"),
+        ):
             axes[0].contour(m[sl], [0.5], colors=colour, linewidths=0.7)
             axes[0].plot([], [], color=colour, label=label)
         axes[0].legend(fontsize=7, loc="upper left")
@@ -295,8 +357,9 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
         for res, colour, label in ((un, "tab:blue", "U-Net"), (sh, "tab:orange", "shallow")):
             c = threshold_curve(res.probability, truth)
             fixed = c[c["label"] != "otsu"]
-            axes[2].plot(fixed["threshold"], fixed["f1"], "o-", ms=3, color=colour,
-                         label=f"{label} F1")
+            axes[2].plot(
+                fixed["threshold"], fixed["f1"], "o-", ms=3, color=colour, label=f"{label} F1"
+            )
             axes[2].plot(fixed["threshold"], fixed["precision"], ":", color=colour, lw=1)
             axes[2].plot(fixed["threshold"], fixed["recall"], "--", color=colour, lw=1)
             o = c[c["label"] == "otsu"].iloc[0]
@@ -317,16 +380,24 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
 
         shallow, _ = load_model("particles-shallow")
         fig = plot_kernels(shallow)
-        fig.suptitle("shipped shallow CNN: the 32 learned 9×9 kernels and their mean "
-                     "(input: dark particles on a bright support)", fontsize=9)
+        fig.suptitle(
+            "shipped shallow CNN: the 32 learned 9×9 kernels and their mean "
+            "(input: dark particles on a bright support)",
+            fontsize=9,
+        )
         written.append(str(save_figure(fig, out_dir / "particles_kernels.png", dpi=90)))
 
         movie = generate("coarsening_movie")[0]
         fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
         true_pf = movie.truth.particles.groupby("frame")
         frames = np.arange(movie.image.n_frames)
-        axes[0].plot(frames, 2 * true_pf["radius_nm"].mean().reindex(frames), "k-", lw=2,
-                     label="truth (all particles)")
+        axes[0].plot(
+            frames,
+            2 * true_pf["radius_nm"].mean().reindex(frames),
+            "k-",
+            lw=2,
+            label="truth (all particles)",
+        )
         tp = movie.truth.particles
         big = tp[2 * tp["radius"] >= 10].groupby("frame")["radius_nm"].mean() * 2
         axes[0].plot(frames, big.reindex(frames), "k:", lw=1.5, label="truth (≥ 10 px across)")
@@ -335,9 +406,13 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
             res = analyze(movie.image, method=method, n_threads=THREADS)
             pf = res.per_frame()
             axes[0].plot(pf["frame"], pf["mean_diameter"], "-", color=colour, label=method)
-            axes[0].fill_between(pf["frame"], pf["mean_diameter"] - pf["std_diameter"],
-                                 pf["mean_diameter"] + pf["std_diameter"], color=colour,
-                                 alpha=0.12)
+            axes[0].fill_between(
+                pf["frame"],
+                pf["mean_diameter"] - pf["std_diameter"],
+                pf["mean_diameter"] + pf["std_diameter"],
+                color=colour,
+                alpha=0.12,
+            )
             axes[1].plot(pf["frame"], pf["count"], "-", color=colour, label=method)
         axes[0].set_xlabel("frame")
         axes[0].set_ylabel("mean diameter (nm)")
@@ -347,8 +422,9 @@ def figures(out: str | os.PathLike[str] | None = None) -> list[str]:
         axes[1].set_ylabel("particles in the field")
         axes[1].set_title("count vs time", fontsize=9)
         axes[1].legend(fontsize=7)
-        fig.suptitle("Simulated 50-frame coarsening movie (512², 0.18 nm/px): measured vs true",
-                     fontsize=9)
+        fig.suptitle(
+            "Simulated 50-frame coarsening movie (512², 0.18 nm/px): measured vs true", fontsize=9
+        )
         fig.tight_layout()
         written.append(str(save_figure(fig, out_dir / "particles_size_vs_time.png", dpi=90)))
     finally:
@@ -361,8 +437,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.particles")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--figures", action="store_true",
-                        help="only write the docs/images/particles_*.png pictures")
+    parser.add_argument(
+        "--figures", action="store_true", help="only write the docs/images/particles_*.png pictures"
+    )
     args = parser.parse_args()
     if args.figures:
         for p in figures():

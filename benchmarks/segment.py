@@ -38,25 +38,48 @@ ANCHORS = {
     "reflection": {"descriptor_s": 26.3, "rest_s": 0.6},
     "paper_window100_stride2": {"cpu_s": 600.0},
 }
-TARGETS_S = {"translation": 0.5, "rotation": 1.0, "reflection": 1.5,
-             "paper_window100_stride2": 20.0}
+TARGETS_S = {
+    "translation": 0.5,
+    "rotation": 1.0,
+    "reflection": 1.5,
+    "paper_window100_stride2": 20.0,
+}
 
 #: pySTEM's notebook settings in atomscope's terms
-NOTEBOOK = dict(window=21, patch=41, stride=5, n_shifts=100, n_radii=20, n_angles=60,
-                n_mirrors=10, n_components=5, n_clusters=2)
+NOTEBOOK = dict(
+    window=21,
+    patch=41,
+    stride=5,
+    n_shifts=100,
+    n_radii=20,
+    n_angles=60,
+    n_mirrors=10,
+    n_components=5,
+    n_clusters=2,
+)
 #: what pySTEM computes for the pooled descriptors: scores every stride, top 10 pooled
 PYSTEM_EQUIVALENT = dict(top_k=10, score_step=5)
 PAPER = dict(window=100, patch=201, stride=2, n_shifts=100, n_components=5, n_clusters=2)
 
-PYSTEM_NAMES = {"translation": "local_correlation_map", "rotation":
-                "rotational_symmetry_maximum_pooling", "reflection":
-                "reflection_symmetry_maximum_pooling", "power_spectrum": "power_spectrum"}
+PYSTEM_NAMES = {
+    "translation": "local_correlation_map",
+    "rotation": "rotational_symmetry_maximum_pooling",
+    "reflection": "reflection_symmetry_maximum_pooling",
+    "power_spectrum": "power_spectrum",
+}
 
 
 def pystem_params(descriptor: str, stride: int = 5) -> dict[str, Any]:
     """segmentationSTEM keywords for the notebook settings (patch_x is a half-size)."""
-    p: dict[str, Any] = dict(n_patterns=2, stride=stride, descriptor_name=PYSTEM_NAMES[descriptor],
-                             window_x=21, window_y=21, n_PCA_components=5, random_state=0)
+    p: dict[str, Any] = dict(
+        n_patterns=2,
+        stride=stride,
+        descriptor_name=PYSTEM_NAMES[descriptor],
+        window_x=21,
+        window_y=21,
+        n_PCA_components=5,
+        random_state=0,
+    )
     if descriptor == "translation":
         p.update(patch_x=20, patch_y=20, max_num_points=100)
     elif descriptor in ("rotation", "reflection"):
@@ -79,8 +102,9 @@ def pystem_python() -> str | None:
     return cand if ok.returncode == 0 else None
 
 
-def run_pystem(python: str, image: np.ndarray, runs: list[dict[str, Any]], workdir: Path,
-               timeout: float = 3600) -> dict[str, Any] | None:
+def run_pystem(
+    python: str, image: np.ndarray, runs: list[dict[str, Any]], workdir: Path, timeout: float = 3600
+) -> dict[str, Any] | None:
     """Run ``_pystem_runner.py`` on *image*; its JSON, or None when it fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     img_path = workdir / "image.npy"
@@ -90,8 +114,9 @@ def run_pystem(python: str, image: np.ndarray, runs: list[dict[str, Any]], workd
     job_path.write_text(json.dumps(job))
     runner = Path(__file__).resolve().parent / "_pystem_runner.py"
     try:
-        proc = subprocess.run([python, str(runner), str(job_path)], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [python, str(runner), str(job_path)], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return None
     if proc.returncode != 0:
@@ -110,8 +135,13 @@ def _timed(fn, repeat: int) -> tuple[dict[str, Any], Any]:
         result = fn()
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
-    return {"median_s": statistics.median(walls), "min_s": min(walls), "times_s": walls,
-            "cpu_median_s": statistics.median(cpus), "repeat": repeat}, result
+    return {
+        "median_s": statistics.median(walls),
+        "min_s": min(walls),
+        "times_s": walls,
+        "cpu_median_s": statistics.median(cpus),
+        "repeat": repeat,
+    }, result
 
 
 def column_truth(sim) -> np.ndarray | None:
@@ -137,8 +167,10 @@ def column_truth(sim) -> np.ndarray | None:
 def _scores(labels: np.ndarray, truth: np.ndarray, cols: np.ndarray | None) -> dict[str, Any]:
     from atomscope.segmentation import adjusted_rand_index, boundary_offset
 
-    out = {"ari": adjusted_rand_index(labels, truth),
-           "boundary_offset_px": boundary_offset(labels, truth)["mean"]}
+    out = {
+        "ari": adjusted_rand_index(labels, truth),
+        "boundary_offset_px": boundary_offset(labels, truth)["mean"],
+    }
     if cols is not None:
         out["boundary_offset_vs_columns_px"] = boundary_offset(labels, cols)["mean"]
     return out
@@ -154,19 +186,27 @@ def speed(image: np.ndarray, *, quick: bool, python: str | None, work: Path) -> 
     from atomscope.segmentation import adjusted_rand_index, segment
 
     repeat = 1 if quick else 3
-    out: dict[str, Any] = {"image": "pystem/high_entropy_alloy.npy", "shape": list(image.shape),
-                           "settings_notebook": NOTEBOOK, "settings_pystem_equivalent":
-                           PYSTEM_EQUIVALENT, "settings_paper": PAPER, "atomscope": {}}
+    out: dict[str, Any] = {
+        "image": "pystem/high_entropy_alloy.npy",
+        "shape": list(image.shape),
+        "settings_notebook": NOTEBOOK,
+        "settings_pystem_equivalent": PYSTEM_EQUIVALENT,
+        "settings_paper": PAPER,
+        "atomscope": {},
+    }
     ours_labels = {}
     for d in ("translation", "rotation", "reflection", "power_spectrum"):
         extra = PYSTEM_EQUIVALENT if d in ("rotation", "reflection") else {}
-        t, res = _timed(lambda d=d, extra=extra: segment(image, descriptor=d, **NOTEBOOK,
-                                                         **extra), repeat)
+        t, res = _timed(
+            lambda d=d, extra=extra: segment(image, descriptor=d, **NOTEBOOK, **extra), repeat
+        )
         t["stages_s"] = res.timings
         out["atomscope"][d] = t
         ours_labels[d] = res.labels
-        print(f"   atomscope {d:14s} {t['median_s']:.3f} s (cpu {t['cpu_median_s']:.3f} s)",
-              flush=True)
+        print(
+            f"   atomscope {d:14s} {t['median_s']:.3f} s (cpu {t['cpu_median_s']:.3f} s)",
+            flush=True,
+        )
         if d in ("rotation", "reflection"):  # atomscope's own defaults at these sizes
             t2, _ = _timed(lambda d=d: segment(image, descriptor=d, **NOTEBOOK), repeat)
             out["atomscope"][f"{d}_default_sampling"] = t2
@@ -177,8 +217,10 @@ def speed(image: np.ndarray, *, quick: bool, python: str | None, work: Path) -> 
 
     measured = None
     if python is not None and not quick:
-        runs = [{"name": d, "params": pystem_params(d), "repeat": 1}
-                for d in ("translation", "rotation", "reflection", "power_spectrum")]
+        runs = [
+            {"name": d, "params": pystem_params(d), "repeat": 1}
+            for d in ("translation", "rotation", "reflection", "power_spectrum")
+        ]
         measured = run_pystem(python, image, runs, work / "pystem_hea")
     out["pystem_measured"] = measured
     ratios: dict[str, Any] = {}
@@ -186,7 +228,7 @@ def speed(image: np.ndarray, *, quick: bool, python: str | None, work: Path) -> 
         ours = out["atomscope"][d]["median_s"]
         row: dict[str, Any] = {"atomscope_s": ours, "target_s": TARGETS_S.get(d)}
         a = ANCHORS[d]
-        anchor_total = (np.mean(a["descriptor_s"]) + np.mean(a["rest_s"]))
+        anchor_total = np.mean(a["descriptor_s"]) + np.mean(a["rest_s"])
         row["pystem_anchor_s"] = float(anchor_total)
         row["speedup_vs_anchor"] = float(anchor_total / ours)
         if measured and measured["runs"].get(d, {}).get("total_s"):
@@ -197,19 +239,25 @@ def speed(image: np.ndarray, *, quick: bool, python: str | None, work: Path) -> 
             lab = measured["runs"][d].get("labels")
             if lab and Path(lab).exists():
                 row["ari_atomscope_vs_pystem_labels"] = adjusted_rand_index(
-                    ours_labels[d], np.load(lab))
+                    ours_labels[d], np.load(lab)
+                )
         ratios[d] = row
     paper = out["atomscope"]["paper_window100_stride2"]
     ratios["paper_window100_stride2"] = {
-        "atomscope_s": paper["median_s"], "atomscope_cpu_s": paper["cpu_median_s"],
+        "atomscope_s": paper["median_s"],
+        "atomscope_cpu_s": paper["cpu_median_s"],
         "target_s": TARGETS_S["paper_window100_stride2"],
         "pystem_anchor_cpu_s": ANCHORS["paper_window100_stride2"]["cpu_s"],
         "speedup_vs_anchor_cpu": ANCHORS["paper_window100_stride2"]["cpu_s"]
         / paper["cpu_median_s"],
-        "note": "pySTEM not re-run at this setting (about 600 CPU-s); ANCHORS figure"}
+        "note": "pySTEM not re-run at this setting (about 600 CPU-s); ANCHORS figure",
+    }
     out["comparison"] = ratios
-    out["pystem_source"] = ("measured side by side (same image, same machine, same run)"
-                            if measured else "ANCHORS.md figures (pySTEM not run)")
+    out["pystem_source"] = (
+        "measured side by side (same image, same machine, same run)"
+        if measured
+        else "ANCHORS.md figures (pySTEM not run)"
+    )
     return out
 
 
@@ -218,8 +266,10 @@ def accuracy(*, quick: bool, python: str | None, work: Path) -> dict[str, Any]:
     from atomscope.segmentation import segment
     from benchmarks.datasets import generate
 
-    plan = {"two_grain": ("translation", "reflection"),
-            "two_phase": ("translation", "rotation", "reflection")}
+    plan = {
+        "two_grain": ("translation", "reflection"),
+        "two_phase": ("translation", "rotation", "reflection"),
+    }
     out: dict[str, Any] = {}
     for suite, descriptors in plan.items():
         sims = generate(suite, quick=quick)
@@ -228,8 +278,12 @@ def accuracy(*, quick: bool, python: str | None, work: Path) -> dict[str, Any]:
             truth = sim.truth.masks["grain"]
             cols = column_truth(sim)
             p = sim.truth.parameters
-            base = {"item": i, "structures": f"{p['structure']}/{p['structure2']}",
-                    "boundary": p["boundary"], "mask_vs_columns_px": None}
+            base = {
+                "item": i,
+                "structures": f"{p['structure']}/{p['structure2']}",
+                "boundary": p["boundary"],
+                "mask_vs_columns_px": None,
+            }
             if cols is not None:
                 from atomscope.segmentation import boundary_offset
 
@@ -237,44 +291,60 @@ def accuracy(*, quick: bool, python: str | None, work: Path) -> dict[str, Any]:
             for d in descriptors:
                 t0 = time.perf_counter()
                 res = segment(sim.image, descriptor=d, n_clusters=2)
-                rows.append({**base, "method": "atomscope", "descriptor": d,
-                             "seconds": time.perf_counter() - t0,
-                             "window_px": res.settings["window"],
-                             **_scores(res.labels, truth, cols)})
+                rows.append(
+                    {
+                        **base,
+                        "method": "atomscope",
+                        "descriptor": d,
+                        "seconds": time.perf_counter() - t0,
+                        "window_px": res.settings["window"],
+                        **_scores(res.labels, truth, cols),
+                    }
+                )
             if python is not None and not quick:
-                runs = [{"name": d, "params": pystem_params(d), "repeat": 1}
-                        for d in descriptors]
+                runs = [{"name": d, "params": pystem_params(d), "repeat": 1} for d in descriptors]
                 got = run_pystem(python, sim.image.data, runs, work / f"{suite}_{i}")
                 for d in descriptors:
                     rec = (got or {}).get("runs", {}).get(d, {})
                     if rec.get("labels"):
                         lab = np.load(rec["labels"])
-                        rows.append({**base, "method": "pystem", "descriptor": d,
-                                     "seconds": rec["total_s"][0],
-                                     **_scores(lab, truth, cols)})
+                        rows.append(
+                            {
+                                **base,
+                                "method": "pystem",
+                                "descriptor": d,
+                                "seconds": rec["total_s"][0],
+                                **_scores(lab, truth, cols),
+                            }
+                        )
                     elif rec.get("error"):
-                        rows.append({**base, "method": "pystem", "descriptor": d,
-                                     "error": rec["error"]})
+                        rows.append(
+                            {**base, "method": "pystem", "descriptor": d, "error": rec["error"]}
+                        )
         summary = {}
         for method in ("atomscope", "pystem"):
             for d in descriptors:
                 sel = [r for r in rows if r["method"] == method and r["descriptor"] == d]
                 if sel:
                     summary[f"{method}/{d}"] = {
-                        "mean_ari": _mean(sel, "ari"), "min_ari": min(
-                            (r["ari"] for r in sel if "ari" in r), default=None),
+                        "mean_ari": _mean(sel, "ari"),
+                        "min_ari": min((r["ari"] for r in sel if "ari" in r), default=None),
                         "mean_boundary_offset_px": _mean(sel, "boundary_offset_px"),
                         "mean_boundary_offset_vs_columns_px": _mean(
-                            sel, "boundary_offset_vs_columns_px"),
-                        "n": len(sel)}
+                            sel, "boundary_offset_vs_columns_px"
+                        ),
+                        "n": len(sel),
+                    }
         base_rows = {r["item"]: r["mask_vs_columns_px"] for r in rows}
-        summary["mask_vs_column_boundary_px"] = _mean(
-            [{"v": v} for v in base_rows.values()], "v")
+        summary["mask_vs_column_boundary_px"] = _mean([{"v": v} for v in base_rows.values()], "v")
         out[suite] = {"images": len(sims), "summary": summary, "rows": rows}
         for k, v in summary.items():
             if isinstance(v, dict):
-                print(f"   {suite:9s} {k:26s} ARI {v['mean_ari']:.3f} (min {v['min_ari']:.3f})"
-                      f" boundary {v['mean_boundary_offset_px']:.2f} px", flush=True)
+                print(
+                    f"   {suite:9s} {k:26s} ARI {v['mean_ari']:.3f} (min {v['min_ari']:.3f})"
+                    f" boundary {v['mean_boundary_offset_px']:.2f} px",
+                    flush=True,
+                )
     return out
 
 
@@ -298,23 +368,32 @@ def real_images(data: Path) -> dict[str, Any]:
         labels[d] = lab
         auto = segment(hea, descriptor=d)
         out[f"hea/{d}"] = {
-            "window_px": res.settings["window"], "seconds": res.timings["total"],
+            "window_px": res.settings["window"],
+            "seconds": res.timings["total"],
             "lamellae_vs_matrix_separated": len(lam) == 1 and len(mat) == 1 and lam != mat,
             "area_fractions": res.to_frame().area_fraction.round(3).tolist(),
-            "auto_k": auto.n_clusters, "auto_k_scores": auto.scores.get("k_scores")}
-    out["hea/ari_translation_vs_reflection"] = adjusted_rand_index(labels["translation"],
-                                                                   labels["reflection"])
-    for case, name in (("tilt", "CdTe_110_CdTe_110_tilt/HAADF149.dm3"),
-                       ("twin", "CdTe_110_CdTe_110_twin/HAADF26.dm3")):
+            "auto_k": auto.n_clusters,
+            "auto_k_scores": auto.scores.get("k_scores"),
+        }
+    out["hea/ari_translation_vs_reflection"] = adjusted_rand_index(
+        labels["translation"], labels["reflection"]
+    )
+    for case, name in (
+        ("tilt", "CdTe_110_CdTe_110_tilt/HAADF149.dm3"),
+        ("twin", "CdTe_110_CdTe_110_twin/HAADF26.dm3"),
+    ):
         mg = atomscope.load(data / "ingrained" / name)
         auto = segment(mg)
         three = segment(mg, n_clusters=3)
         frac = np.bincount(three.labels.ravel(), minlength=3) / three.labels.size
         out[f"cdte_{case}"] = {
-            "auto_k": auto.n_clusters, "k_scores": auto.scores.get("k_scores"),
-            "silhouette": auto.scores.get("silhouette"), "window_px": auto.settings["window"],
+            "auto_k": auto.n_clusters,
+            "k_scores": auto.scores.get("k_scores"),
+            "silhouette": auto.scores.get("silhouette"),
+            "window_px": auto.settings["window"],
             "seconds": auto.timings["total"],
-            "k3_area_fractions": frac.round(3).tolist()}
+            "k3_area_fractions": frac.round(3).tolist(),
+        }
     return out
 
 
@@ -322,9 +401,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     data = shared_data()
     python = pystem_python()
     load_before = os.getloadavg()
-    payload: dict[str, Any] = {"quick": quick, "load_average_before": list(load_before),
-                               "pystem_python": python, "anchors": ANCHORS,
-                               "targets_s": TARGETS_S}
+    payload: dict[str, Any] = {
+        "quick": quick,
+        "load_average_before": list(load_before),
+        "pystem_python": python,
+        "anchors": ANCHORS,
+        "targets_s": TARGETS_S,
+    }
     with tempfile.TemporaryDirectory(prefix="atomscope-segment-bench-") as tmp:
         work = Path(tmp)
         if data is not None and (data / "pystem" / "high_entropy_alloy.npy").exists():

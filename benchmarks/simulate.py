@@ -64,8 +64,11 @@ def _zones_by_length(atoms: Any) -> list[tuple[int, int, int]]:
     return sorted(LOW_INDEX_ZONES, key=lambda z: float(np.linalg.norm(np.asarray(z) @ cell)))
 
 
-def survey_structure(atoms: Any, max_repeat: float = 2.0, want: int = 1,
-                     ) -> tuple[list, str | None]:
+def survey_structure(
+    atoms: Any,
+    max_repeat: float = 2.0,
+    want: int = 1,
+) -> tuple[list, str | None]:
     """Zones along which ``atoms`` forms columns (shortest first, stops after ``want``) or a
     reason."""
     from atomscope.errors import ParameterError
@@ -156,8 +159,7 @@ def library_benchmark(cifs: list[Path], n_images: int) -> dict[str, Any]:
 
     chunks = [paths[i:n_used:2] for i in range(2)]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=2,
-                             mp_context=multiprocessing.get_context("spawn")) as ex:
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as ex:
         parts = list(ex.map(_worker, chunks))
     pool_total = time.perf_counter() - t0
     return {
@@ -217,7 +219,7 @@ def cif_survey(cifs: list[Path]) -> dict[str, Any]:
         "first_zone_histogram": dict(zone_hist.most_common()),
         "max_repeat_nm": 2.0,
         "zones_tried": "atomscope.simulate.LOW_INDEX_ZONES (15 axes), shortest lattice vector "
-                       "first",
+        "first",
         "seconds": time.perf_counter() - t0,
     }
 
@@ -238,7 +240,8 @@ def render_accuracy() -> dict[str, Any]:
             a = render_columns(xy, w, (64, 64), probe, pixel_size=ps, margin=0, order=order)
             b = render_direct(xy, w, (64, 64), probe, pixel_size=ps)
             out[f"probe_fwhm_{probe.fwhm / ps:.2f}px_order{order}"] = float(
-                np.abs(a - b).max() / b.max())
+                np.abs(a - b).max() / b.max()
+            )
     return out
 
 
@@ -253,8 +256,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     t512 = timeit(lambda: simulate_haadf("SrTiO3", size=512), repeat=repeat, warmup=2)
     simulate_haadf("SrTiO3", size=256)
     t256 = timeit(lambda: simulate_haadf("SrTiO3", size=256), repeat=repeat, warmup=2)
-    t512_o3 = timeit(lambda: simulate_haadf("SrTiO3", size=512, order=3), repeat=repeat,
-                     warmup=2)
+    t512_o3 = timeit(lambda: simulate_haadf("SrTiO3", size=512, order=3), repeat=repeat, warmup=2)
     # render only (columns tiled once, cached transfer function): like-for-like with the anchor
     from atomscope.simulate import Imaging, project, render_columns, tile
     from atomscope.simulate.imaging import render_margin
@@ -263,25 +265,46 @@ def run(quick: bool = False) -> dict[str, Any]:
     probe = Probe()
     render_only = {}
     for n in (256, 512):
-        cols = tile(proj, (n, n), 0.02, margin=render_margin(Imaging(), 0.02, (n, n)),
-                    thickness=10).with_weights()
-        t = timeit(lambda cols=cols, n=n: render_columns(cols.xy, cols.weight, (n, n), probe,
-                                                         pixel_size=0.02),
-                   repeat=repeat, warmup=2)
-        render_only[f"{n}"] = {"median_ms": 1e3 * t["median_s"], "min_ms": 1e3 * t["min_s"],
-                               "columns": len(cols)}
+        cols = tile(
+            proj, (n, n), 0.02, margin=render_margin(Imaging(), 0.02, (n, n)), thickness=10
+        ).with_weights()
+        t = timeit(
+            lambda cols=cols, n=n: render_columns(
+                cols.xy, cols.weight, (n, n), probe, pixel_size=0.02
+            ),
+            repeat=repeat,
+            warmup=2,
+        )
+        render_only[f"{n}"] = {
+            "median_ms": 1e3 * t["median_s"],
+            "min_ms": 1e3 * t["min_s"],
+            "columns": len(cols),
+        }
     # uncached probe: a new probe each time (source size changes)
     sizes = iter(np.linspace(0.05, 0.06, 100))
-    t_uncached = timeit(lambda: simulate_haadf("SrTiO3", size=512, source_size=next(sizes)),
-                        repeat=3 if quick else 5, warmup=0)
+    t_uncached = timeit(
+        lambda: simulate_haadf("SrTiO3", size=512, source_size=next(sizes)),
+        repeat=3 if quick else 5,
+        warmup=0,
+    )
     payload: dict[str, Any] = {
-        "srtio3_001_512": {**{k: v for k, v in t512.items() if k != "times_s"},
-                           "median_ms": 1e3 * t512["median_s"], "min_ms": 1e3 * t512["min_s"],
-                           "target_ms": 10.0, "ratio_to_target": t512["median_s"] / 0.010},
-        "srtio3_001_512_order3": {"median_ms": 1e3 * t512_o3["median_s"],
-                                  "min_ms": 1e3 * t512_o3["min_s"]},
-        "srtio3_001_256": {"median_ms": 1e3 * t256["median_s"], "min_ms": 1e3 * t256["min_s"],
-                           "anchor_ms": 2.0, "ratio_to_anchor": t256["median_s"] / 0.002},
+        "srtio3_001_512": {
+            **{k: v for k, v in t512.items() if k != "times_s"},
+            "median_ms": 1e3 * t512["median_s"],
+            "min_ms": 1e3 * t512["min_s"],
+            "target_ms": 10.0,
+            "ratio_to_target": t512["median_s"] / 0.010,
+        },
+        "srtio3_001_512_order3": {
+            "median_ms": 1e3 * t512_o3["median_s"],
+            "min_ms": 1e3 * t512_o3["min_s"],
+        },
+        "srtio3_001_256": {
+            "median_ms": 1e3 * t256["median_s"],
+            "min_ms": 1e3 * t256["min_s"],
+            "anchor_ms": 2.0,
+            "ratio_to_anchor": t256["median_s"] / 0.002,
+        },
         "srtio3_001_512_new_probe": {"median_ms": 1e3 * t_uncached["median_s"]},
         "render_only_srtio3_001": render_only,
         "probe_fwhm_nm_default": Probe().fwhm,
@@ -303,18 +326,24 @@ def run(quick: bool = False) -> dict[str, Any]:
     payload["load_average_at_end"] = os.getloadavg()
     path = write_result("simulate", payload, packages=("ase", "pandas", "tifffile"))
     lib = payload.get("library")
-    print(f"   512² SrTiO3 [001]: {payload['srtio3_001_512']['median_ms']:.2f} ms median "
-          f"({payload['srtio3_001_512']['min_ms']:.2f} min); 256²: "
-          f"{payload['srtio3_001_256']['median_ms']:.2f} ms; render only 256²/512²: "
-          f"{render_only['256']['median_ms']:.2f} / {render_only['512']['median_ms']:.2f} ms")
+    print(
+        f"   512² SrTiO3 [001]: {payload['srtio3_001_512']['median_ms']:.2f} ms median "
+        f"({payload['srtio3_001_512']['min_ms']:.2f} min); 256²: "
+        f"{payload['srtio3_001_256']['median_ms']:.2f} ms; render only 256²/512²: "
+        f"{render_only['256']['median_ms']:.2f} / {render_only['512']['median_ms']:.2f} ms"
+    )
     if isinstance(lib, dict):
-        print(f"   library: {lib['images']} images, serial {lib['serial']['total_s']:.1f} s "
-              f"(parse {lib['serial']['parse_s']:.1f} s), 2 processes "
-              f"{lib['two_processes']['total_s_including_pool_start']:.1f} s")
+        print(
+            f"   library: {lib['images']} images, serial {lib['serial']['total_s']:.1f} s "
+            f"(parse {lib['serial']['parse_s']:.1f} s), 2 processes "
+            f"{lib['two_processes']['total_s_including_pool_start']:.1f} s"
+        )
         s = payload["cif_survey"]
-        print(f"   CIFs: {s['files']} files, {s.get('readable', 0)} readable, "
-              f"{s.get('simulated', 0)} simulate, {s.get('refused', 0)} refused, "
-              f"{s.get('unreadable', 0)} unreadable")
+        print(
+            f"   CIFs: {s['files']} files, {s.get('readable', 0)} readable, "
+            f"{s.get('simulated', 0)} simulate, {s.get('refused', 0)} refused, "
+            f"{s.get('unreadable', 0)} unreadable"
+        )
     print(f"   wrote {path} (scipy {scipy.__version__})")
     return payload
 

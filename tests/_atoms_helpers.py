@@ -4,9 +4,19 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 
-def gaussian_lattice(size=256, spacing=12.0, sigma=2.0, amplitude=100.0, background=10.0,
-                     rotation_deg=7.0, jitter=0.3, noise="poisson", read_noise=0.0, seed=0,
-                     b_site=None):
+def gaussian_lattice(
+    size=256,
+    spacing=12.0,
+    sigma=2.0,
+    amplitude=100.0,
+    background=10.0,
+    rotation_deg=7.0,
+    jitter=0.3,
+    noise="poisson",
+    read_noise=0.0,
+    seed=0,
+    b_site=None,
+):
     """Square lattice (optionally with a B site at the cell centre, amplitude b_site × A),
     rendered exactly at pixel centres; returns image, positions (x, y), labels (0 A, 1 B)."""
     rng = np.random.default_rng(seed)
@@ -27,8 +37,12 @@ def gaussian_lattice(size=256, spacing=12.0, sigma=2.0, amplitude=100.0, backgro
     xy = np.concatenate(xy_all)
     lab = np.concatenate(lab_all)
     amp = np.concatenate(amp_all)
-    inside = (xy[:, 0] >= -3 * sigma) & (xy[:, 0] <= size - 1 + 3 * sigma) & (
-        xy[:, 1] >= -3 * sigma) & (xy[:, 1] <= size - 1 + 3 * sigma)
+    inside = (
+        (xy[:, 0] >= -3 * sigma)
+        & (xy[:, 0] <= size - 1 + 3 * sigma)
+        & (xy[:, 1] >= -3 * sigma)
+        & (xy[:, 1] <= size - 1 + 3 * sigma)
+    )
     xy, lab, amp = xy[inside], lab[inside], amp[inside]
     yy, xx = np.mgrid[0:size, 0:size]
     img = np.full((size, size), float(background))
@@ -37,8 +51,7 @@ def gaussian_lattice(size=256, spacing=12.0, sigma=2.0, amplitude=100.0, backgro
         x0, y0 = int(round(x)), int(round(y))
         ys = slice(max(0, y0 - r), min(size, y0 + r + 1))
         xs = slice(max(0, x0 - r), min(size, x0 + r + 1))
-        img[ys, xs] += a * np.exp(-((xx[ys, xs] - x) ** 2 + (yy[ys, xs] - y) ** 2)
-                                  / (2 * sigma**2))
+        img[ys, xs] += a * np.exp(-((xx[ys, xs] - x) ** 2 + (yy[ys, xs] - y) ** 2) / (2 * sigma**2))
     if noise == "poisson":
         img = rng.poisson(img).astype(float)
     elif noise == "gaussian":
@@ -52,8 +65,12 @@ def match(found, truth, radius, shape, margin):
     h, w = shape
 
     def inner(p):
-        return (p[:, 0] >= margin) & (p[:, 0] <= w - 1 - margin) & (p[:, 1] >= margin) & (
-            p[:, 1] <= h - 1 - margin)
+        return (
+            (p[:, 0] >= margin)
+            & (p[:, 0] <= w - 1 - margin)
+            & (p[:, 1] >= margin)
+            & (p[:, 1] <= h - 1 - margin)
+        )
 
     t_in = truth[inner(truth)]
     f_in = found[inner(found)] if len(found) else found

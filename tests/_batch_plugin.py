@@ -1,5 +1,4 @@
-"""A tiny analysis for batch tests: per-image statistics, a label image, optional delay/failure.
-"""
+"""A tiny analysis for batch tests: per-image statistics, a label image, optional delay/failure."""
 
 import os
 import time
@@ -37,8 +36,14 @@ def stats(mg, *, delay: float = 0.0, fail_value: float = -1.0):
     if fail_value >= 0 and np.isclose(data.mean(), fail_value, atol=0.5):
         raise ValueError(f"refusing an image of mean {data.mean():.1f}")
     labels = (data > data.mean()).astype(np.uint8)
-    table = pd.DataFrame({"mean": [float(data.mean())], "max": [float(data.max())],
-                          "above": [int(labels.sum())], "pid": [os.getpid() * 0]})
+    table = pd.DataFrame(
+        {
+            "mean": [float(data.mean())],
+            "max": [float(data.max())],
+            "above": [int(labels.sum())],
+            "pid": [os.getpid() * 0],
+        }
+    )
     return Stats(mg, table, labels)
 
 

@@ -25,8 +25,17 @@ def visible_columns(sim, shape):
 @lru_cache(maxsize=8)
 def patches_case(structure="SrTiO3", mode="random", fraction=0.2, size=320, dose=1e5, seed=3):
     zone = (0, 0, 1) if structure == "SrTiO3" else (1, 0, 0)
-    sim = simulate_amorphous_patches(structure, zone=zone, fraction=fraction, n_patches=1,
-                                     mode=mode, size=size, pixel_size=0.02, dose=dose, seed=seed)
+    sim = simulate_amorphous_patches(
+        structure,
+        zone=zone,
+        fraction=fraction,
+        n_patches=1,
+        mode=mode,
+        size=size,
+        pixel_size=0.02,
+        dose=dose,
+        seed=seed,
+    )
     cols = visible_columns(sim, (size, size))
     return sim, pd.DataFrame({"x": cols.x, "y": cols.y})
 

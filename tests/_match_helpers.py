@@ -17,9 +17,16 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 SMALL_ELEMENTS = ("Fe", "Mg", "Al", "W")
 #: AFLOW prototypes that look like the real-image targets (distractors for CdTe / SrTiO3 / Ni)
-DISTRACTORS = ("AB_cF8_216_c_a.cif", "A_cF8_227_a.cif", "AB_cP2_221_b_a.cif",
-               "AB_cF8_225_a_b.cif", "AB3C_cP5_221_a_c_b.cif", "A_cF4_225_a.cif",
-               "AB_hP4_186_b_b.cif", "AB3C_oP20_62_c_cd_a.cif")
+DISTRACTORS = (
+    "AB_cF8_216_c_a.cif",
+    "A_cF8_227_a.cif",
+    "AB_cP2_221_b_a.cif",
+    "AB_cF8_225_a_b.cif",
+    "AB3C_cP5_221_a_c_b.cif",
+    "A_cF4_225_a.cif",
+    "AB_hP4_186_b_b.cif",
+    "AB3C_oP20_62_c_cd_a.cif",
+)
 
 
 @functools.cache
@@ -42,8 +49,12 @@ def distractor_library(shared_data: str):
     cifs = [cif_dir / n for n in DISTRACTORS] + [p for p in sample if p.name not in DISTRACTORS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Library.build(_TMP / "distractors.h5", ase_elements=SMALL_ELEMENTS + (
-            "Cu", "Ni", "Ge", "Sn", "Pb", "Ag"), cifs=cifs, show_progress=False)
+        return Library.build(
+            _TMP / "distractors.h5",
+            ase_elements=SMALL_ELEMENTS + ("Cu", "Ni", "Ge", "Sn", "Pb", "Ag"),
+            cifs=cifs,
+            show_progress=False,
+        )
 
 
 def tmp_dir(name: str) -> Path:
@@ -52,9 +63,20 @@ def tmp_dir(name: str) -> Path:
     return d
 
 
-def perturbed_query(structure, zone, *, rotation=12.0, scale_error=0.04, dose=5e4, size=176,
-                    crop=144, drift=(2.0, -1.5), source_size=0.09, seed=0,
-                    pixel_size=0.02):
+def perturbed_query(
+    structure,
+    zone,
+    *,
+    rotation=12.0,
+    scale_error=0.04,
+    dose=5e4,
+    size=176,
+    crop=144,
+    drift=(2.0, -1.5),
+    source_size=0.09,
+    seed=0,
+    pixel_size=0.02,
+):
     """A re-simulated query: other dose and blur, rotated, mis-calibrated, drifted, cropped."""
     from atomscope.image import Micrograph
     from atomscope.simulate import simulate_haadf
@@ -62,8 +84,17 @@ def perturbed_query(structure, zone, *, rotation=12.0, scale_error=0.04, dose=5e
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = simulate_haadf(structure, zone=zone, size=size, pixel_size=pixel_size * (
-            1 + scale_error), rotation=rotation, dose=dose, source_size=source_size,
-            drift=drift, shift=tuple(rng.uniform(-5, 5, 2)), seed=seed)
+        r = simulate_haadf(
+            structure,
+            zone=zone,
+            size=size,
+            pixel_size=pixel_size * (1 + scale_error),
+            rotation=rotation,
+            dose=dose,
+            source_size=source_size,
+            drift=drift,
+            shift=tuple(rng.uniform(-5, 5, 2)),
+            seed=seed,
+        )
     y0, x0 = rng.integers(0, size - crop + 1, 2)
-    return Micrograph(r.image.data[y0:y0 + crop, x0:x0 + crop], pixel_size)
+    return Micrograph(r.image.data[y0 : y0 + crop, x0 : x0 + crop], pixel_size)

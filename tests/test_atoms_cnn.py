@@ -35,8 +35,9 @@ def run_cli(*args, expect=0):
 @pytest.fixture(scope="module")
 def sto():
     """A fresh SrTiO3 [001] image (seed never used in training) and its visible columns."""
-    sim = simulate_haadf("SrTiO3", size=192, pixel_size=0.02, dose=3e4, rotation=21.0,
-                         shift=(0.4, -0.2), seed=4242)
+    sim = simulate_haadf(
+        "SrTiO3", size=192, pixel_size=0.02, dose=3e4, rotation=21.0, shift=(0.4, -0.2), seed=4242
+    )
     cols = sim.truth.columns
     return sim, cols[cols.species != "O"][["x", "y"]].to_numpy()
 
@@ -125,17 +126,28 @@ def test_fine_tuning_on_positions_changes_the_weights(sto, tmp_path):
     csv = tmp_path / "atoms.csv"
     pd.DataFrame({"x": truth[:, 0], "y": truth[:, 1]}).to_csv(csv, index=False)
     np.testing.assert_allclose(read_positions(csv), truth)
-    trained = train_atoms(image=sim.image, positions=csv, epochs=1, steps_per_epoch=2,
-                          batch_size=2, patch_size=64, out=tmp_path, evaluate=False,
-                          show_progress=False, n_threads=1)
+    trained = train_atoms(
+        image=sim.image,
+        positions=csv,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=2,
+        patch_size=64,
+        out=tmp_path,
+        evaluate=False,
+        show_progress=False,
+        n_threads=1,
+    )
     assert trained.path == tmp_path / "atoms-finetuned.pt" and trained.path.is_file()
     base, _ = load_atom_model()
     tuned, manifest = load_atom_model(trained.path)
     assert manifest["training"]["source"] == "user positions"
     assert manifest["training"]["data"]["base_model"]["name"] == "atoms-unet"
-    diff = max(float((a - b).abs().max()) for a, b in
-               zip(base.state_dict().values(), tuned.state_dict().values(), strict=True)
-               if a.dtype.is_floating_point)
+    diff = max(
+        float((a - b).abs().max())
+        for a, b in zip(base.state_dict().values(), tuned.state_dict().values(), strict=True)
+        if a.dtype.is_floating_point
+    )
     assert diff > 0
     res = find_atoms(sim.image, method="cnn", model=trained.path)
     assert res.settings["model"]["name"] == "atoms-finetuned"
@@ -148,13 +160,32 @@ def test_cli_train_atoms_from_positions(sto, tmp_path, capsys):
     csv = tmp_path / "atoms.csv"
     pd.DataFrame({"x": truth[:, 0], "y": truth[:, 1]}).to_csv(csv, index=False)
     out = tmp_path / "model"
-    run_cli("train", "atoms", "--from-positions", csv, img, "-o", out, "--epochs", 1,
-            "--steps", 1, "--batch-size", 2, "--patch-size", 64, "--no-evaluate",
-            "--no-progress", "--threads", 1)
+    run_cli(
+        "train",
+        "atoms",
+        "--from-positions",
+        csv,
+        img,
+        "-o",
+        out,
+        "--epochs",
+        1,
+        "--steps",
+        1,
+        "--batch-size",
+        2,
+        "--patch-size",
+        64,
+        "--no-evaluate",
+        "--no-progress",
+        "--threads",
+        1,
+    )
     assert "Model written" in capsys.readouterr().out
     manifest = json.loads((out / "atoms-finetuned.json").read_text())
     assert manifest["training"]["command"].startswith(
-        f"atomscope train atoms --from-positions {csv} {img}")
+        f"atomscope train atoms --from-positions {csv} {img}"
+    )
 
 
 def test_bad_inputs(sto, tmp_path, capsys):
@@ -165,15 +196,30 @@ def test_bad_inputs(sto, tmp_path, capsys):
     pd.DataFrame({"col": [1, 2, 3], "row": [4, 5, 6]}).to_csv(bad, index=False)
     with pytest.raises(ParameterError, match="'x' and 'y'"):
         read_positions(bad)
-    run_cli("train", "atoms", "--from-positions", bad, img, "-o", tmp_path / "m",
-            "--no-progress", expect=2)
+    run_cli(
+        "train",
+        "atoms",
+        "--from-positions",
+        bad,
+        img,
+        "-o",
+        tmp_path / "m",
+        "--no-progress",
+        expect=2,
+    )
     assert "'x' and 'y'" in capsys.readouterr().err
     run_cli("train", "atoms", "--from-positions", bad, "-o", tmp_path / "m", expect=2)
     far = tmp_path / "far.csv"
     pd.DataFrame({"x": [1e4, 2e4, 3e4], "y": [1e4, 2e4, 3e4]}).to_csv(far, index=False)
     with pytest.raises(ParameterError, match="inside"):
-        train_atoms(image=sim.image, positions=far, epochs=1, steps_per_epoch=1,
-                    evaluate=False, show_progress=False)
+        train_atoms(
+            image=sim.image,
+            positions=far,
+            epochs=1,
+            steps_per_epoch=1,
+            evaluate=False,
+            show_progress=False,
+        )
     with pytest.raises(ParameterError, match="both"):
         train_atoms(positions=truth)
     with pytest.raises(Exception, match="atoms-nope"):

@@ -44,8 +44,9 @@ def test_weak_b_columns_of_the_perovskite_benchmark(shared_data):
 
 @pytest.mark.parametrize("rewards", [("count", "error"), ("count", "misfit")])
 def test_simulated_perovskite_sublattices_and_nm_columns(rewards):
-    sim = simulate_haadf("SrTiO3", zone=(0, 0, 1), size=256, pixel_size=0.02, rotation=10,
-                         dose=1e5, seed=5)
+    sim = simulate_haadf(
+        "SrTiO3", zone=(0, 0, 1), size=256, pixel_size=0.02, rotation=10, dose=1e5, seed=5
+    )
     res = find_atoms(sim.image, rewards=rewards)
     truth = sim.truth.columns
     visible = truth[truth.species != "O"]
@@ -133,6 +134,15 @@ def test_save_writes_the_promised_files(tmp_path):
     import pandas as pd
 
     table = pd.read_csv(paths["atoms.csv"])
-    for col in ("x", "y", "x_nm", "y_nm", "intensity", "amplitude", "sigma", "sublattice",
-                "uncertainty"):
+    for col in (
+        "x",
+        "y",
+        "x_nm",
+        "y_nm",
+        "intensity",
+        "amplitude",
+        "sigma",
+        "sublattice",
+        "uncertainty",
+    ):
         assert col in table.columns

@@ -34,8 +34,9 @@ def test_square_lattice_from_image():
 
 
 def test_perovskite_motif_has_a_and_b_sites_but_not_oxygen():
-    sim = simulate_haadf("SrTiO3", zone=(0, 0, 1), size=384, pixel_size=0.02, rotation=12,
-                         dose=5e4, seed=2)
+    sim = simulate_haadf(
+        "SrTiO3", zone=(0, 0, 1), size=384, pixel_size=0.02, rotation=12, dose=5e4, seed=2
+    )
     lat = estimate_lattice(normalise_image(sim.image.data), pixel_size=0.02)
     assert lat.lengths_nm == pytest.approx((0.3905, 0.3905), rel=3e-3)
     # Sr and Ti–O columns are visible; pure O columns (Z^1.7 weight 7 % of Sr) are not
@@ -49,7 +50,8 @@ def test_hexagonal_motif_of_mos2():
     sim = simulate_haadf("MoS2", zone=(0, 0, 1), size=384, pixel_size=0.015, dose=2e5, seed=3)
     lat = estimate_lattice(normalise_image(sim.image.data), pixel_size=0.015)
     assert lat.angle_deg == pytest.approx(60.0, abs=1.0) or lat.angle_deg == pytest.approx(
-        120.0, abs=1.0)
+        120.0, abs=1.0
+    )
     assert lat.lengths_nm[0] == pytest.approx(0.316, rel=0.01)
     assert lat.n_motif == 2
 
@@ -88,13 +90,13 @@ def test_fold_cell_of_a_pure_lattice_is_its_motif():
     yy, xx = np.mgrid[0:200, 0:200]
     img = np.cos(2 * np.pi * xx / 10.0) + np.cos(2 * np.pi * yy / 10.0)
     cell = fold_cell(img, vec, bins=20)
-    assert np.unravel_index(np.argmax(cell), cell.shape) in [(0, 0), (0, 19), (19, 0),
-                                                              (19, 19)]
+    assert np.unravel_index(np.argmax(cell), cell.shape) in [(0, 0), (0, 19), (19, 0), (19, 19)]
 
 
 def test_ideal_positions_and_distance_sum():
-    lat = Lattice(lattice_from_lengths(10.0), np.array([[0.0, 0.0], [0.5, 0.5]]),
-                  np.array([1.0, 0.5]))
+    lat = Lattice(
+        lattice_from_lengths(10.0), np.array([[0.0, 0.0], [0.5, 0.5]]), np.array([1.0, 0.5])
+    )
     pts, site = lat.ideal_positions((100, 100))
     assert len(pts) == pytest.approx(200, abs=25)
     assert lat.nn_distance_px == pytest.approx(10 / np.sqrt(2))

@@ -31,8 +31,9 @@ def test_poisson_fit_reaches_cramer_rao_bound(amplitude, background):
 
 
 def test_gaussian_noise_fit_and_noise_model():
-    img, xy, _ = gaussian_lattice(size=256, amplitude=1.0, background=0.1, noise="gaussian",
-                                  read_noise=0.02, seed=4)
+    img, xy, _ = gaussian_lattice(
+        size=256, amplitude=1.0, background=0.1, noise="gaussian", read_noise=0.02, seed=4
+    )
     fit = fit_gaussians(img, _start(xy), radius=6.0, sigma0=2.0)
     _, _, rmse, _ = match(fit.xy, xy, 3.6, img.shape, margin=8)
     assert rmse <= 1.1 * gaussian_column_crb(1.0, 2.0, 0.1, noise="gaussian", read_noise=0.02)
@@ -51,8 +52,9 @@ def test_noise_model_recovers_poisson_gain():
 
 
 def test_weak_columns_beside_bright_ones_reach_their_bound():
-    img, xy, lab = gaussian_lattice(size=384, spacing=16.0, sigma=2.2, amplitude=100.0,
-                                    background=10.0, b_site=0.35, seed=5)
+    img, xy, lab = gaussian_lattice(
+        size=384, spacing=16.0, sigma=2.2, amplitude=100.0, background=10.0, b_site=0.35, seed=5
+    )
     fit = fit_gaussians(img, _start(xy), radius=5.6, sigma0=2.2)
     err = np.hypot(*(fit.xy - xy).T)
     inner = (xy.min(axis=1) > 10) & (xy.max(axis=1) < 373)
@@ -64,8 +66,9 @@ def test_weak_columns_beside_bright_ones_reach_their_bound():
 
 
 def test_oversampled_images_are_binned_without_losing_accuracy():
-    img, xy, _ = gaussian_lattice(size=384, spacing=30.0, sigma=5.0, amplitude=100.0,
-                                  background=10.0, seed=6)
+    img, xy, _ = gaussian_lattice(
+        size=384, spacing=30.0, sigma=5.0, amplitude=100.0, background=10.0, seed=6
+    )
     fit = fit_gaussians(img, _start(xy), radius=14.0, sigma0=5.0)
     assert fit.binning >= 2
     _, recall, rmse, _ = match(fit.xy, xy, 9.0, img.shape, margin=15)
@@ -81,8 +84,9 @@ def test_elliptical_fit_recovers_shape():
     a = (u * np.cos(ang) + v * np.sin(ang)) / 3.0
     b = (-u * np.sin(ang) + v * np.cos(ang)) / 1.8
     img = 200 * np.exp(-0.5 * (a**2 + b**2)) + 5
-    fit = fit_gaussians(img, np.array([[31.0, 33.0]]), radius=12.0, sigma0=2.0,
-                        elliptical=True, max_binning=1)
+    fit = fit_gaussians(
+        img, np.array([[31.0, 33.0]]), radius=12.0, sigma0=2.0, elliptical=True, max_binning=1
+    )
     assert fit.xy[0] == pytest.approx([31.3, 32.6], abs=1e-3)
     assert fit.sigma_major[0] == pytest.approx(3.0, rel=1e-3)
     assert fit.sigma_minor[0] == pytest.approx(1.8, rel=1e-3)

@@ -18,14 +18,22 @@ def test_overlap_fraction():
 
 
 def test_detection_matches_blob_log_at_equal_parameters():
-    img, xy, _ = gaussian_lattice(size=256, amplitude=1.0, background=0.1, noise="gaussian",
-                                  read_noise=0.02, seed=2)
+    img, xy, _ = gaussian_lattice(
+        size=256, amplitude=1.0, background=0.1, noise="gaussian", read_noise=0.02, seed=2
+    )
     norm = normalise_image(img)
     sigmas = np.linspace(1.0, 4.0, 7)
     ss = ScaleSpace(norm, sigmas)
     ours = ss.detect(threshold=0.1, overlap=0.5)
-    ref = blob_log(norm, min_sigma=1.0, max_sigma=4.0, num_sigma=7, threshold=0.1,
-                   overlap=0.5, exclude_border=False)
+    ref = blob_log(
+        norm,
+        min_sigma=1.0,
+        max_sigma=4.0,
+        num_sigma=7,
+        threshold=0.1,
+        overlap=0.5,
+        exclude_border=False,
+    )
     ref_xy = ref[:, [1, 0]]
     p, r, _, _ = match(ours.xy, ref_xy, 1.0, img.shape, margin=4)
     assert p >= 0.995 and r >= 0.995

@@ -23,18 +23,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def _frames(folder: Path, n: int, shape=(32, 32)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        np.save(folder / f"frame{i}.npy", np.full(shape, float(i), np.float32)
-                + np.arange(shape[1], dtype=np.float32)[None, :] % 3)
+        np.save(
+            folder / f"frame{i}.npy",
+            np.full(shape, float(i), np.float32)
+            + np.arange(shape[1], dtype=np.float32)[None, :] % 3,
+        )
     return folder
 
 
 def test_inputs_expand_files_folders_globs_and_stacks(tmp_path):
     _frames(tmp_path / "a", 3)
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((4, 16, 16), np.uint16),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "stack.tif", np.zeros((4, 16, 16), np.uint16), photometric="minisblack"
+    )
     tasks = expand_inputs([tmp_path / "a", str(tmp_path / "*.tif")])
-    assert [t.key for t in tasks] == ["frame0", "frame1", "frame2", "stack_f00000",
-                                      "stack_f00001", "stack_f00002", "stack_f00003"]
+    assert [t.key for t in tasks] == [
+        "frame0",
+        "frame1",
+        "frame2",
+        "stack_f00000",
+        "stack_f00001",
+        "stack_f00002",
+        "stack_f00003",
+    ]
     assert tasks[4].frame == 1
     assert len(expand_inputs([tmp_path / "stack.tif"], frames=slice(1, 3))) == 2
     with pytest.raises(MissingFileError):
@@ -58,8 +69,13 @@ def test_batch_writes_per_input_folders_combined_outputs_and_resumes(tmp_path):
 
 def test_a_failing_input_is_recorded_and_does_not_stop_the_others(tmp_path):
     _frames(tmp_path / "in", 4)
-    s = run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "out", show_progress=False,
-                  options={"fail_value": 2.0})
+    s = run_batch(
+        PLUGIN,
+        [tmp_path / "in"],
+        tmp_path / "out",
+        show_progress=False,
+        options={"fail_value": 2.0},
+    )
     assert s.done == 3 and s.failed == 1
     fails = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert "refusing an image" in fails.error[0]
@@ -70,14 +86,24 @@ def test_other_options_in_the_same_folder_are_refused(tmp_path):
     _frames(tmp_path / "in", 2)
     run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "out", show_progress=False)
     with pytest.raises(ParameterError, match="other options"):
-        run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "out", show_progress=False,
-                  options={"delay": 0.01})
+        run_batch(
+            PLUGIN,
+            [tmp_path / "in"],
+            tmp_path / "out",
+            show_progress=False,
+            options={"delay": 0.01},
+        )
 
 
 def _cli(args, env=None, **kw):
-    return subprocess.Popen([sys.executable, "-m", "atomscope.cli", *args], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "atomscope.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def test_killed_batch_resumes_to_exactly_the_uninterrupted_outputs(tmp_path):
@@ -104,8 +130,9 @@ def test_killed_batch_resumes_to_exactly_the_uninterrupted_outputs(tmp_path):
     got = pd.read_parquet(tmp_path / "out" / "combined.parquet")
     pd.testing.assert_frame_equal(ref, got)
     # no temporary leftovers under final names
-    assert not any(p.name.startswith(".") and p.suffix == ".tmp" for p in
-                   (tmp_path / "out").iterdir())
+    assert not any(
+        p.name.startswith(".") and p.suffix == ".tmp" for p in (tmp_path / "out").iterdir()
+    )
 
 
 def test_stack_larger_than_the_memory_budget_is_not_loaded_whole(tmp_path):
@@ -124,16 +151,29 @@ def test_stack_larger_than_the_memory_budget_is_not_loaded_whole(tmp_path):
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(s.done, s.failed, int(peak))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.tif"),
-                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "big.tif"), str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     done, failed, peak_mib = map(int, proc.stdout.split())
     assert (done, failed) == (40, 0)
     baseline = subprocess.run(
-        [sys.executable, "-c", "import resource, atomscope.batch, pandas, tifffile, zarr;"
-         "print(int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024))"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import resource, atomscope.batch, pandas, tifffile, zarr;"
+            "print(int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     base_mib = int(baseline.stdout)
     # the whole stack is 160 MiB: the batch stays far below loading it
     assert peak_mib - base_mib < 80, (peak_mib, base_mib)
@@ -141,13 +181,15 @@ def test_stack_larger_than_the_memory_budget_is_not_loaded_whole(tmp_path):
 
 def test_dask_workers_give_the_same_combined_table(tmp_path):
     _frames(tmp_path / "in", 6)
-    one = run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "one", show_progress=False,
-                    reports=False)
-    two = run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "two", workers=2,
-                    show_progress=False, reports=False)
+    one = run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "one", show_progress=False, reports=False)
+    two = run_batch(
+        PLUGIN, [tmp_path / "in"], tmp_path / "two", workers=2, show_progress=False, reports=False
+    )
     assert one.done == two.done == 6
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one" / "combined.parquet"),
-                                  pd.read_parquet(tmp_path / "two" / "combined.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "one" / "combined.parquet"),
+        pd.read_parquet(tmp_path / "two" / "combined.parquet"),
+    )
 
 
 class _Collector(HTMLParser):
@@ -192,10 +234,22 @@ def test_report_renders_in_headless_chromium(tmp_path):
     run_batch(PLUGIN, [tmp_path / "in"], tmp_path / "out", show_progress=False)
     shot = tmp_path / "shot.png"
     proc = subprocess.run(
-        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1000,1400",
-         (tmp_path / "out" / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            "/usr/bin/chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1000,1400",
+            (tmp_path / "out" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000, proc.stderr

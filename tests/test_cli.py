@@ -71,15 +71,27 @@ def test_parse_pixel_size():
 def test_console_script_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "atomscope.cli", "info", str(tmp_path / "x.png")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "No such file" in proc.stderr
 
 
 def test_atoms_command_on_a_simulated_image(tmp_path, capsys):
-    run_cli("simulate", "SrTiO3", "--size", "192", "--dose", "1e5", "--seed", "1",
-            "-o", str(tmp_path / "sim"))
+    run_cli(
+        "simulate",
+        "SrTiO3",
+        "--size",
+        "192",
+        "--dose",
+        "1e5",
+        "--seed",
+        "1",
+        "-o",
+        str(tmp_path / "sim"),
+    )
     run_cli("atoms", str(tmp_path / "sim" / "image.tif"), "-o", str(tmp_path / "atoms"))
     out = capsys.readouterr().out
     assert "columns found" in out and "2 column(s) per cell" in out
@@ -105,14 +117,22 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "atoms" / "atoms.csv").exists()
     for line in ("disorder:", "segment:", "particles:"):
         assert line in out
-    for name in ("disorder/amorphous_mask.tif", "segment/labels.tif",
-                 "particles/particles.csv", "report.html"):
+    for name in (
+        "disorder/amorphous_mask.tif",
+        "segment/labels.tif",
+        "particles/particles.csv",
+        "report.html",
+    ):
         assert (tmp_path / "demo" / name).exists(), name
     # the demo checks itself against the simulator's truth; these are loose, honest floors
     iou = float(re.search(r"IoU ([0-9.]+)", out).group(1))
     grain = float(re.search(r"segment: \d+ segments, ([0-9.]+) %", out).group(1))
     assert iou > 0.5 and grain > 80
     page = (tmp_path / "demo" / "report.html").read_text()
-    for section in ("atoms (bicrystal)", "disorder (bicrystal)", "segment (bicrystal)",
-                    "particles (movie)"):
+    for section in (
+        "atoms (bicrystal)",
+        "disorder (bicrystal)",
+        "segment (bicrystal)",
+        "particles (movie)",
+    ):
         assert section in page

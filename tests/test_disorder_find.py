@@ -82,8 +82,13 @@ def test_atoms_as_csv_path_and_saved_files(tmp_path):
     r = find_disorder(sim.image, tmp_path / "atoms.csv", **FAST)
     assert isinstance(r, DisorderMap) and len(r) == len(atoms)
     paths = r.save(tmp_path / "out")
-    assert set(paths) == {"disorder.csv", "amorphous_mask.tif", "overlay.png", "pareto.png",
-                          "report.json"}
+    assert set(paths) == {
+        "disorder.csv",
+        "amorphous_mask.tif",
+        "overlay.png",
+        "pareto.png",
+        "report.json",
+    }
     table = pd.read_csv(paths["disorder.csv"])
     assert {"x", "y", "x_nm", "type", "score", "disordered", "label"} <= set(table.columns)
     mask = tifffile.imread(paths["amorphous_mask.tif"])

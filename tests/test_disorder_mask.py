@@ -6,7 +6,7 @@ from atomscope.disorder.mask import AtomGraph, MaskBuilder, mask_stats
 
 
 def _disk(shape, cx, cy, r):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
 
 
@@ -54,8 +54,9 @@ def test_mask_follows_voronoi_and_fills_holes_without_atoms():
     xy = _grid(12, 10.0)
     # a hole: no atoms at all in a disk (e.g. a film where the finder found nothing)
     hole = (xy[:, 0] - 60) ** 2 + (xy[:, 1] - 60) ** 2 < 25**2
-    builder = MaskBuilder((120, 120), xy[~hole], empty_radius=9.0, smooth=3.0, min_area=200,
-                          spacing=10.0)
+    builder = MaskBuilder(
+        (120, 120), xy[~hole], empty_radius=9.0, smooth=3.0, min_area=200, spacing=10.0
+    )
     m = builder.build(np.zeros((~hole).sum(), bool))
     assert m[60, 60] and not m[5, 5]
     assert 0.6 < m.sum() / _disk((120, 120), 60, 60, 25).sum() < 1.5

@@ -8,7 +8,7 @@ from atomscope.errors import ParameterError
 
 
 def _blob(shape, x, y, sigma=2.0):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     return np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
 
 
@@ -52,8 +52,10 @@ def test_bad_arguments(kwargs):
 
 def test_invariant_features_ignore_rotation_and_mirror():
     rng = np.random.default_rng(1)
-    img = sum(_blob((31, 31), 15 + dx, 15 + dy, 1.5) * a
-              for dx, dy, a in [(0, 0, 1.0), (6, 1, 0.5), (-3, 7, 0.8)])
+    img = sum(
+        _blob((31, 31), 15 + dx, 15 + dy, 1.5) * a
+        for dx, dy, a in [(0, 0, 1.0), (6, 1, 0.5), (-3, 7, 0.8)]
+    )
     P = np.stack([img, np.rot90(img), img[:, ::-1], img + rng.normal(0, 1e-3, img.shape)])
     F = invariant_features(P)
     assert np.allclose(F[0], F[1], atol=0.02 * np.abs(F[0]).max())

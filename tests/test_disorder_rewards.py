@@ -33,12 +33,15 @@ def test_misfit_rewards_the_outliers_not_a_blob():
 
 
 def test_choice_uses_misfit_first_and_spatial_rewards_among_equals():
-    Y = np.array([[0.00, 0.5, 0.40],   # best misfit
-                  [0.00, 0.3, 0.35],   # same misfit, better shape: chosen
-                  [0.90, 0.0, 0.01],   # tiny round blob: best paper rewards
-                  [1.00, 0.0, 0.00]])  # nothing flagged
+    Y = np.array(
+        [
+            [0.00, 0.5, 0.40],  # best misfit
+            [0.00, 0.3, 0.35],  # same misfit, better shape: chosen
+            [0.90, 0.0, 0.01],  # tiny round blob: best paper rewards
+            [1.00, 0.0, 0.00],
+        ]
+    )  # nothing flagged
     pareto = np.array([False, True, True, True])
     assert choose_point(Y, pareto, "robust", "euclidean", tolerance=0.01) == 1
-    assert choose_point(Y[:, 1:], np.array([False, False, True, False]), "paper",
-                        "chebyshev") == 2
+    assert choose_point(Y[:, 1:], np.array([False, False, True, False]), "paper", "chebyshev") == 2
     assert choose_point(np.full((3, 2), np.nan), np.zeros(3, bool), "paper", "euclidean") is None

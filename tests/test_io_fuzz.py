@@ -57,8 +57,19 @@ def test_random_bytes_load_or_raise_atomscope_error(ext, with_magic, payload):
 
 
 _dtypes = st.sampled_from(
-    [np.uint8, np.uint16, np.uint32, np.int16, np.int32, np.int64, np.float16, np.float32,
-     np.float64, np.bool_, np.complex64]
+    [
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.float16,
+        np.float32,
+        np.float64,
+        np.bool_,
+        np.complex64,
+    ]
 )
 
 

@@ -136,7 +136,10 @@ def test_errors_are_atomscope_errors_and_builtin_kinds():
 def test_natural_sort():
     names = ["frame10.tif", "frame2.tif", "Frame1.tif", "frame100.tif"]
     assert sorted(names, key=natural_sort_key) == [
-        "Frame1.tif", "frame2.tif", "frame10.tif", "frame100.tif"
+        "Frame1.tif",
+        "frame2.tif",
+        "frame10.tif",
+        "frame100.tif",
     ]
 
 

@@ -9,10 +9,24 @@ from atomscope.io.units import is_reciprocal_unit, length_to_nm, normalise_unit,
 @pytest.mark.parametrize(
     ("unit", "canon"),
     [
-        ("m", "m"), ("nm", "nm"), ("n_m", "nm"), ("[n_m]", "nm"), (b"n_m", "nm"),
-        ("A", "A"), ("Å", "A"), ("\u212b", "A"), ("angstrom", "A"), ("Angstrom", "A"),
-        ("ang", "A"), ("µm", "um"), ("μm", "um"), ("um", "um"), ("micron", "um"),
-        ("pm", "pm"), ("NM", "nm"), ("mm", "mm"),
+        ("m", "m"),
+        ("nm", "nm"),
+        ("n_m", "nm"),
+        ("[n_m]", "nm"),
+        (b"n_m", "nm"),
+        ("A", "A"),
+        ("Å", "A"),
+        ("\u212b", "A"),
+        ("angstrom", "A"),
+        ("Angstrom", "A"),
+        ("ang", "A"),
+        ("µm", "um"),
+        ("μm", "um"),
+        ("um", "um"),
+        ("micron", "um"),
+        ("pm", "pm"),
+        ("NM", "nm"),
+        ("mm", "mm"),
     ],
 )
 def test_normalise_unit_spellings(unit, canon):
@@ -28,8 +42,12 @@ def test_non_length_units_give_none(unit):
 @pytest.mark.parametrize(
     ("value", "unit", "nm"),
     [
-        (1.0013e-11, "m", 0.010013), (0.0122, "n_m", 0.0122), (56.79, "A", 5.679),
-        (0.1687, "µm", 168.7), (99.6, "pm", 0.0996), (3.372e-6, "m", 3372.0),
+        (1.0013e-11, "m", 0.010013),
+        (0.0122, "n_m", 0.0122),
+        (56.79, "A", 5.679),
+        (0.1687, "µm", 168.7),
+        (99.6, "pm", 0.0996),
+        (3.372e-6, "m", 3372.0),
     ],
 )
 def test_length_to_nm(value, unit, nm):
@@ -50,8 +68,16 @@ def test_reciprocal_units():
 
 @pytest.mark.parametrize(
     ("text", "nm"),
-    [("0.39nm", 0.39), ("3.9 A", 0.39), ("3.9Å", 0.39), ("390pm", 0.39), ("0.39", 0.39),
-     (0.39, 0.39), ("1e-2 nm", 0.01), ("0.02nm/px", 0.02)],
+    [
+        ("0.39nm", 0.39),
+        ("3.9 A", 0.39),
+        ("3.9Å", 0.39),
+        ("390pm", 0.39),
+        ("0.39", 0.39),
+        (0.39, 0.39),
+        ("1e-2 nm", 0.01),
+        ("0.02nm/px", 0.02),
+    ],
 )
 def test_parse_length(text, nm):
     assert math.isclose(parse_length(text), nm, rel_tol=1e-12)

@@ -29,8 +29,19 @@ def cli_library():
     """A tiny library built through the CLI: built-ins and two elements at three zones."""
     path = tmp_dir("cli") / "lib.h5"
     try:
-        main(["library", "build", "-o", str(path), "--elements", "Fe,Cu",
-              "--zones", "001 110 111", "--no-progress"])
+        main(
+            [
+                "library",
+                "build",
+                "-o",
+                str(path),
+                "--elements",
+                "Fe,Cu",
+                "--zones",
+                "001 110 111",
+                "--no-progress",
+            ]
+        )
     except SystemExit as exc:  # typer exits 0 after a command
         assert exc.code in (0, None)
     return path
@@ -43,8 +54,9 @@ def cdte_image():
     d = tmp_dir("cli") / "cdte"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        simulate_to_dir("CdTe", d, zone="1,1,0", size=160, pixel_size=0.02, dose=5e4,
-                        rotation=12.0, seed=4)
+        simulate_to_dir(
+            "CdTe", d, zone="1,1,0", size=160, pixel_size=0.02, dose=5e4, rotation=12.0, seed=4
+        )
     return d / "image.tif"
 
 
@@ -61,15 +73,40 @@ def test_library_build_and_info(cli_library, capsys):
     info = json.loads(out)
     assert info["entries"] == len(lib) and info["settings"]["pixel_size"] == 0.025
     # building again resumes: nothing to add, same file
-    code, out, _ = _run(["library", "build", "-o", str(cli_library), "--elements", "Fe,Cu",
-                         "--zones", "001 110 111", "--no-progress"], capsys)
+    code, out, _ = _run(
+        [
+            "library",
+            "build",
+            "-o",
+            str(cli_library),
+            "--elements",
+            "Fe,Cu",
+            "--zones",
+            "001 110 111",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code in (0, None) and f"{len(lib)} entries" in out
 
 
 def test_match_writes_ranking_figure_and_report(cli_library, cdte_image, capsys):
     out_dir = tmp_dir("cli") / "match"
-    code, out, err = _run(["match", str(cdte_image), "--library", str(cli_library), "-o",
-                           str(out_dir), "--metric", "all", "--top", "3"], capsys)
+    code, out, err = _run(
+        [
+            "match",
+            str(cdte_image),
+            "--library",
+            str(cli_library),
+            "-o",
+            str(out_dir),
+            "--metric",
+            "all",
+            "--top",
+            "3",
+        ],
+        capsys,
+    )
     assert code in (0, None), err
     assert "1. CdTe [110] (zincblende)" in out
     for name in ("ranking.csv", "matches.png", "report.json", "report.html"):
@@ -82,17 +119,51 @@ def test_match_writes_ranking_figure_and_report(cli_library, cdte_image, capsys)
 
 def test_match_errors_are_one_line_messages(cli_library, cdte_image, capsys):
     out_dir = tmp_dir("cli") / "bad"
-    code, _, err = _run(["match", str(cdte_image), "--library", str(out_dir / "none.h5"),
-                         "-o", str(out_dir)], capsys)
+    code, _, err = _run(
+        ["match", str(cdte_image), "--library", str(out_dir / "none.h5"), "-o", str(out_dir)],
+        capsys,
+    )
     assert code == 2 and "library file not found" in err and "Traceback" not in err
-    code, _, err = _run(["match", str(cdte_image), "--library", str(cli_library), "-o",
-                         str(out_dir), "--metric", "psnr"], capsys)
+    code, _, err = _run(
+        [
+            "match",
+            str(cdte_image),
+            "--library",
+            str(cli_library),
+            "-o",
+            str(out_dir),
+            "--metric",
+            "psnr",
+        ],
+        capsys,
+    )
     assert code == 2 and "metric must be one of" in err
-    code, _, err = _run(["match", str(cdte_image), "--library", str(cli_library), "-o",
-                         str(out_dir), "--region", "left"], capsys)
+    code, _, err = _run(
+        [
+            "match",
+            str(cdte_image),
+            "--library",
+            str(cli_library),
+            "-o",
+            str(out_dir),
+            "--region",
+            "left",
+        ],
+        capsys,
+    )
     assert code == 2 and "y0:y1,x0:x1" in err
-    code, _, err = _run(["library", "build", "-o", str(out_dir / "x.h5"), "--cif-dir",
-                         str(out_dir / "no-such-folder"), "--no-progress"], capsys)
+    code, _, err = _run(
+        [
+            "library",
+            "build",
+            "-o",
+            str(out_dir / "x.h5"),
+            "--cif-dir",
+            str(out_dir / "no-such-folder"),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 2 and "CIF folder not found" in err
 
 
@@ -106,16 +177,23 @@ def test_batch_match_over_a_folder(cli_library, cdte_image):
     for i in range(2):
         shutil.copy(cdte_image, folder / f"frame{i}.tif")
     out = tmp_dir("cli") / "batch"
-    s = run_batch("match", [str(folder)], out, options={"library": str(cli_library)},
-                  show_progress=False, reports=False)
+    s = run_batch(
+        "match",
+        [str(folder)],
+        out,
+        options={"library": str(cli_library)},
+        show_progress=False,
+        reports=False,
+    )
     assert s.done == 2 and s.failed == 0
     combined = pd.read_csv(out / "combined.csv")
-    best = combined[combined.groupby("key")["rank_ssim"].transform("min")
-                    == combined["rank_ssim"]]
+    best = combined[combined.groupby("key")["rank_ssim"].transform("min") == combined["rank_ssim"]]
     assert len(best) == 2 and set(best["name"]) == {"CdTe"}
     # the option parser of `atomscope batch match … --library lib.h5` passes it through
     from atomscope.batch.options import parse_analysis_options
     from atomscope.match import match_image
 
     assert parse_analysis_options(match_image, ["--library", "lib.h5", "--metric", "all"]) == {
-        "library": "lib.h5", "metric": "all"}
+        "library": "lib.h5",
+        "metric": "all",
+    }

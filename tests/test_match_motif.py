@@ -20,9 +20,18 @@ def _bicrystal(structure, structure2=None, zone=(0, 0, 1), zone2=None, rotation2
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return simulate_bicrystal(structure, structure2, zone=zone, zone2=zone2, rotation=0.0,
-                                  rotation2=rotation2, size=288, pixel_size=0.02, dose=5e4,
-                                  seed=seed)
+        return simulate_bicrystal(
+            structure,
+            structure2,
+            zone=zone,
+            zone2=zone2,
+            rotation=0.0,
+            rotation2=rotation2,
+            size=288,
+            pixel_size=0.02,
+            dose=5e4,
+            seed=seed,
+        )
 
 
 def test_label_accuracy_is_permutation_invariant():

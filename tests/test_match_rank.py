@@ -19,8 +19,14 @@ from atomscope.match.library import equivalent_entries
 
 from ._match_helpers import perturbed_query, small_library, tmp_dir
 
-CASES = [("SrTiO3", (0, 0, 1), 8.0), ("CdTe", (1, 1, 0), -14.0), ("ZnO", (1, 1, -2, 0), 25.0),
-         ("Si", (1, 1, 0), 3.0), ("Au", (1, 1, 0), -2.0), ("GaAs", (0, 0, 1), 40.0)]
+CASES = [
+    ("SrTiO3", (0, 0, 1), 8.0),
+    ("CdTe", (1, 1, 0), -14.0),
+    ("ZnO", (1, 1, -2, 0), 25.0),
+    ("Si", (1, 1, 0), 3.0),
+    ("Au", (1, 1, 0), -2.0),
+    ("GaAs", (0, 0, 1), 40.0),
+]
 
 
 def _entry(lib, name, zone):
@@ -28,8 +34,10 @@ def _entry(lib, name, zone):
     from atomscope.simulate.projection import format_zone
 
     t = lib.table
-    hit = t.index[(t["name"] == name) & t["equivalent_zones"].str.split().apply(
-        lambda zs: format_zone(parse_zone(zone)) in zs)]
+    hit = t.index[
+        (t["name"] == name)
+        & t["equivalent_zones"].str.split().apply(lambda zs: format_zone(parse_zone(zone)) in zs)
+    ]
     assert len(hit) == 1, (name, zone)
     return int(hit[0])
 
@@ -75,13 +83,24 @@ def test_fitted_scale_and_rotation(rankings, name):
 
 def test_ranking_result_api(tmp_path):
     lib = small_library()
-    _, rk, _ = (None, rank(perturbed_query("SrTiO3", (0, 0, 1), seed=3), lib, metric="ssim"),
-                None)
+    _, rk, _ = (None, rank(perturbed_query("SrTiO3", (0, 0, 1), seed=3), lib, metric="ssim"), None)
     assert isinstance(rk, Ranking)
     t = rk.table
     assert len(t) == len(lib) and t["rank_ssim"].is_monotonic_increasing
-    for c in ("entry", "name", "formula", "structure_type", "zone", "ssim", "mse", "lp_score",
-              "rotation_deg", "scale", "mirror", "pixel_size_fit_nm"):
+    for c in (
+        "entry",
+        "name",
+        "formula",
+        "structure_type",
+        "zone",
+        "ssim",
+        "mse",
+        "lp_score",
+        "rotation_deg",
+        "scale",
+        "mirror",
+        "pixel_size_fit_nm",
+    ):
         assert c in t
     assert "emd" not in rk.metrics  # only computed when asked for
     s = rk.summary()

@@ -74,15 +74,21 @@ def test_augmentation_is_seeded_and_moves_target_with_image():
         g_img, g_tgt = geo(image, target, np.random.default_rng(seed))
         assert np.array_equal(g_img, g_tgt.astype(np.float32))
     noisy, _ = Augmentation(noise=0.5, blur=1.5, brightness=0.2, contrast=0.3)(
-        image, target, np.random.default_rng(1))
+        image, target, np.random.default_rng(1)
+    )
     assert noisy.shape == image.shape and not np.array_equal(noisy, image)
     assert Augmentation.from_dict(aug.to_dict()) == aug
 
 
 def test_random_patches_pads_small_images():
     rng = np.random.default_rng(0)
-    x, y = random_patches([np.ones((20, 20), np.float32)], [np.ones((20, 20), np.int64)],
-                          patch_size=32, n_patches=3, rng=rng)
+    x, y = random_patches(
+        [np.ones((20, 20), np.float32)],
+        [np.ones((20, 20), np.int64)],
+        patch_size=32,
+        n_patches=3,
+        rng=rng,
+    )
     assert x.shape == (3, 32, 32) and y.shape == (3, 32, 32)
 
 
@@ -90,7 +96,7 @@ def test_tiles_cover_the_image_and_blend_windows():
     pos = tile_positions((300, 200), 128, 32)
     cover = np.zeros((300, 200), int)
     for y, x in pos:
-        cover[y:y + 128, x:x + 128] += 1
+        cover[y : y + 128, x : x + 128] += 1
     assert cover.min() >= 1
     assert tile_positions((50, 60), 128, 16) == [(0, 0)]
     w = blend_window((64, 64), 16, top=True, bottom=False, left=False, right=True)

@@ -26,10 +26,16 @@ def test_unet_default_is_the_papers_size_and_keeps_any_shape():
             assert out.shape == (2, 2, h, w)
 
 
-@pytest.mark.parametrize("kw", [
-    {"batch_norm": False}, {"double_conv": True}, {"activation": "relu"},
-    {"upsample": "bilinear"}, {"depth": 2, "base_channels": 4, "n_classes": 1},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"batch_norm": False},
+        {"double_conv": True},
+        {"activation": "relu"},
+        {"upsample": "bilinear"},
+        {"depth": 2, "base_channels": 4, "n_classes": 1},
+    ],
+)
 def test_unet_variants(kw):
     net = build_model("unet", **kw)
     out = net(torch.randn(1, 1, 32, 48))
@@ -62,11 +68,11 @@ def test_seeded_build_is_reproducible_and_restores_global_state():
     assert torch.equal(after, expected)  # global state untouched
     b = build_model("unet", seed=5, base_channels=4, depth=2)
     c = build_model("unet", seed=6, base_channels=4, depth=2)
-    for (k, va), vb, _vc in zip(a.state_dict().items(), b.state_dict().values(),
-                                c.state_dict().values(), strict=True):
+    for (k, va), vb, _vc in zip(
+        a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True
+    ):
         assert torch.equal(va, vb), k
-    assert any(not torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(),
-                                                     strict=True))
+    assert any(not torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
 
 
 def test_probabilities_softmax_and_sigmoid():

@@ -35,9 +35,20 @@ def _toy_data(n=4, size=48, seed=0):
 def _train(seed, epochs=1):
     images, targets = _toy_data()
     net = build_model("unet", seed=seed, base_channels=4, depth=2)
-    hist = train_model(net, images, targets, epochs=epochs, steps_per_epoch=2, batch_size=2,
-                       patch_size=32, seed=seed, val_fraction=0.25, show_progress=False,
-                       augmentation=Augmentation(noise=0.2, blur=1.0), n_threads=1)
+    hist = train_model(
+        net,
+        images,
+        targets,
+        epochs=epochs,
+        steps_per_epoch=2,
+        batch_size=2,
+        patch_size=32,
+        seed=seed,
+        val_fraction=0.25,
+        show_progress=False,
+        augmentation=Augmentation(noise=0.2, blur=1.0),
+        n_threads=1,
+    )
     return net, hist
 
 
@@ -51,8 +62,7 @@ def test_same_seed_same_weights_after_one_epoch_and_global_rng_untouched():
     c, _ = _train(seed=4)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
-    assert any(not torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(),
-                                                     strict=True))
+    assert any(not torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
     rec = ha.records[0]
     assert rec["epoch"] == 1 and rec["train_loss"] > 0 and rec["val_loss"] is not None
     assert 0 <= rec["val_f1"] <= 1
@@ -62,9 +72,20 @@ def test_same_seed_same_weights_after_one_epoch_and_global_rng_untouched():
 def test_training_learns_the_toy_problem():
     images, targets = _toy_data(n=6)
     net = build_model("shallow", seed=0, n_filters=8, kernel_size=5)
-    hist = train_model(net, images, targets, epochs=8, steps_per_epoch=6, batch_size=4,
-                       patch_size=32, lr=1e-2, seed=0, show_progress=False, loss="ce_dice",
-                       n_threads=1)
+    hist = train_model(
+        net,
+        images,
+        targets,
+        epochs=8,
+        steps_per_epoch=6,
+        batch_size=4,
+        patch_size=32,
+        lr=1e-2,
+        seed=0,
+        show_progress=False,
+        loss="ce_dice",
+        n_threads=1,
+    )
     assert hist.records[-1]["train_loss"] < hist.records[0]["train_loss"]
     assert hist.records[-1]["val_f1"] > 0.8
     assert len(hist.to_frame()) == 8
@@ -73,8 +94,19 @@ def test_training_learns_the_toy_problem():
 def test_early_stopping_and_bad_settings():
     images, targets = _toy_data(n=4)
     net = build_model("shallow", seed=0, n_filters=2, kernel_size=3)
-    hist = train_model(net, images, targets, epochs=30, steps_per_epoch=1, batch_size=2,
-                       patch_size=16, lr=1e-7, early_stopping=1, seed=0, show_progress=False)
+    hist = train_model(
+        net,
+        images,
+        targets,
+        epochs=30,
+        steps_per_epoch=1,
+        batch_size=2,
+        patch_size=16,
+        lr=1e-7,
+        early_stopping=1,
+        seed=0,
+        show_progress=False,
+    )
     assert hist.stopped_early and len(hist.records) < 30
     with pytest.raises(ParameterError):
         train_model(net, images, targets, loss="bce", show_progress=False)

@@ -33,8 +33,9 @@ def zdt1(p):
 
 
 OFFSET = {"a": 0.5, "b": 0.0, "c": 1.0}
-MIXED_SPACE = SearchSpace([Real("x", 0.0, 1.0), Integer("k", 1, 6),
-                           Categorical("c", ["a", "b", "c"])])
+MIXED_SPACE = SearchSpace(
+    [Real("x", 0.0, 1.0), Integer("k", 1, 6), Categorical("c", ["a", "b", "c"])]
+)
 
 
 def mixed(p):
@@ -44,9 +45,16 @@ def mixed(p):
 
 
 def test_bo_beats_the_quasi_random_design_on_zdt1():
-    ref = [1.1, 2.0]                      # best possible hypervolume: 2.2 - 1/3 = 1.867
-    res = minimize(zdt1, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=8,
-                   n_iterations=10, seed=0, show_progress=False)
+    ref = [1.1, 2.0]  # best possible hypervolume: 2.2 - 1/3 = 1.867
+    res = minimize(
+        zdt1,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=8,
+        n_iterations=10,
+        seed=0,
+        show_progress=False,
+    )
     assert res.n_evaluations == 18
     assert res.phase[:8] == ["initial"] * 8
     assert res.phase.count("bo") >= 6
@@ -68,8 +76,15 @@ def test_bo_beats_the_quasi_random_design_on_zdt1():
 
 
 def test_mixed_space_finds_the_right_category_and_integer():
-    res = minimize(mixed, MIXED_SPACE, objective_names=["f1", "f2"], n_initial=8,
-                   n_iterations=8, seed=1, show_progress=False)
+    res = minimize(
+        mixed,
+        MIXED_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=8,
+        n_iterations=8,
+        seed=1,
+        show_progress=False,
+    )
     for method in ("euclidean", "chebyshev"):
         best = res.best(method)
         assert best["c"] == "b" and best["k"] == 3, best
@@ -107,16 +122,23 @@ def test_nan_objectives_do_not_crash():
     def sometimes_nan(p):
         f1, f2 = zdt1(p)
         if p["x0"] < 0.3:
-            return np.nan, f2                 # the analysis "failed" here
+            return np.nan, f2  # the analysis "failed" here
         if p["x1"] > 0.8:
             return np.inf, np.inf
         return f1, f2
 
-    res = minimize(sometimes_nan, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=8,
-                   n_iterations=3, seed=2, show_progress=False)
+    res = minimize(
+        sometimes_nan,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=8,
+        n_iterations=3,
+        seed=2,
+        show_progress=False,
+    )
     assert res.n_evaluations == 11
     bad = ~np.all(np.isfinite(res.objectives), axis=1)
-    assert bad.any()                           # recorded as returned
+    assert bad.any()  # recorded as returned
     assert not np.any(res.pareto_mask & bad)
     assert np.all(np.isfinite(res.best_euclidean_objectives))
     assert res.phase.count("bo") >= 1
@@ -124,8 +146,14 @@ def test_nan_objectives_do_not_crash():
 
 
 def test_all_nan_objective_falls_back_and_reports_no_best():
-    res = minimize(lambda p: (np.nan, np.nan), ZDT_SPACE, objective_names=["f1", "f2"],
-                   n_initial=3, n_iterations=2, show_progress=False)
+    res = minimize(
+        lambda p: (np.nan, np.nan),
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=3,
+        n_iterations=2,
+        show_progress=False,
+    )
     assert res.n_evaluations == 5
     assert res.phase[3:] == ["fallback", "fallback"]
     assert any("model failed" in n for n in res.notes)
@@ -140,10 +168,16 @@ def test_model_failure_falls_back_to_sobol(monkeypatch):
         raise RuntimeError("cholesky failed\nmore detail")
 
     monkeypatch.setattr(mobo_module._Run, "_propose", broken)
-    res = minimize(zdt1, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=4,
-                   n_iterations=3, show_progress=False)
+    res = minimize(
+        zdt1,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=4,
+        n_iterations=3,
+        show_progress=False,
+    )
     assert res.phase == ["initial"] * 4 + ["fallback"] * 3
-    assert len({tuple(sorted(p.items())) for p in res.params}) == 7     # no repeats
+    assert len({tuple(sorted(p.items())) for p in res.params}) == 7  # no repeats
     assert "RuntimeError: cholesky failed" in res.notes[0]
 
 
@@ -153,30 +187,52 @@ def test_time_budget_is_honoured():
         return zdt1(p)
 
     t0 = time.perf_counter()
-    res = minimize(slow, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=6,
-                   n_iterations=200, time_budget_s=1.0, show_progress=False)
+    res = minimize(
+        slow,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=6,
+        n_iterations=200,
+        time_budget_s=1.0,
+        show_progress=False,
+    )
     elapsed = time.perf_counter() - t0
     assert res.stopped_reason == "time budget"
     assert res.n_evaluations < 6 + 200
-    assert elapsed < 1.0 + 6.0                 # at most one iteration over (slack for a busy CI)
+    assert elapsed < 1.0 + 6.0  # at most one iteration over (slack for a busy CI)
     assert any("time budget" in n for n in res.notes)
     # a budget shorter than the initial design stops inside it
-    res = minimize(slow, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=50,
-                   n_iterations=5, time_budget_s=0.2, show_progress=False)
+    res = minimize(
+        slow,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=50,
+        n_iterations=5,
+        time_budget_s=0.2,
+        show_progress=False,
+    )
     assert res.stopped_reason == "time budget" and res.n_evaluations < 50
 
 
 def test_small_discrete_space_is_enumerated_without_repeats():
-    space = SearchSpace([Categorical("covariance", ["full", "tied", "diag", "spherical"]),
-                         Integer("n", 1, 2)])
+    space = SearchSpace(
+        [Categorical("covariance", ["full", "tied", "diag", "spherical"]), Integer("n", 1, 2)]
+    )
     cost = {"full": 0.0, "tied": 0.3, "diag": 0.6, "spherical": 0.9}
 
     def f(p):
         return cost[p["covariance"]] + 0.1 * p["n"], 1.0 / p["n"]
 
-    res = minimize(f, space, objective_names=["a", "b"], n_initial=3, n_iterations=20,
-                   seed=0, show_progress=False)
-    assert res.n_evaluations == 8             # the whole space, each point once
+    res = minimize(
+        f,
+        space,
+        objective_names=["a", "b"],
+        n_initial=3,
+        n_iterations=20,
+        seed=0,
+        show_progress=False,
+    )
+    assert res.n_evaluations == 8  # the whole space, each point once
     assert res.stopped_reason == "search space exhausted"
     assert len({tuple(sorted(p.items())) for p in res.params}) == 8
     assert "bo" in res.phase
@@ -190,9 +246,18 @@ def test_batches_with_vectorised_evaluation():
         calls.append(len(params))
         return np.array([zdt1(p) for p in params])
 
-    res = minimize(None, ZDT_SPACE, objective_names=["f1", "f2"], n_initial=6,
-                   n_iterations=1, batch_size=3, evaluate_batch=evaluate_batch, seed=3,
-                   device="cpu", show_progress=False)
+    res = minimize(
+        None,
+        ZDT_SPACE,
+        objective_names=["f1", "f2"],
+        n_initial=6,
+        n_iterations=1,
+        batch_size=3,
+        evaluate_batch=evaluate_batch,
+        seed=3,
+        device="cpu",
+        show_progress=False,
+    )
     assert calls == [6, 3]
     assert res.n_evaluations == 9
     assert res.phase[6:].count("bo") >= 2
@@ -201,10 +266,17 @@ def test_batches_with_vectorised_evaluation():
 
 def test_single_objective_and_initial_params():
     start = {"x0": 0.5, "x1": 0.5, "x2": 0.5}
-    res = minimize(lambda p: [(p["x0"] - 0.2) ** 2 + p["x1"] ** 2 + p["x2"] ** 2], ZDT_SPACE,
-                   objective_names=["loss"], n_initial=6, n_iterations=4,
-                   initial_params=[start, start], seed=0, show_progress=False)
-    assert res.params[0] == start and res.params[1] != start   # repeats are skipped
+    res = minimize(
+        lambda p: [(p["x0"] - 0.2) ** 2 + p["x1"] ** 2 + p["x2"] ** 2],
+        ZDT_SPACE,
+        objective_names=["loss"],
+        n_initial=6,
+        n_iterations=4,
+        initial_params=[start, start],
+        seed=0,
+        show_progress=False,
+    )
+    assert res.params[0] == start and res.params[1] != start  # repeats are skipped
     assert res.n_evaluations == 10
     assert res.best_euclidean == res.best_chebyshev == int(np.argmin(res.objectives[:, 0]))
     assert res.objectives[:, 0].min() < 0.1
@@ -228,8 +300,9 @@ def test_invalid_arguments():
     with pytest.raises(ParameterError, match="unique"):
         minimize(zdt1, ZDT_SPACE, objective_names=["x0", "f2"], show_progress=False)
     with pytest.raises(ParameterError, match="expected 3"):
-        minimize(zdt1, ZDT_SPACE, objective_names=["a", "b", "c"], n_iterations=0,
-                 show_progress=False)
+        minimize(
+            zdt1, ZDT_SPACE, objective_names=["a", "b", "c"], n_iterations=0, show_progress=False
+        )
     with pytest.raises(ParameterError, match="shape"):
         minimize(None, ZDT_SPACE, evaluate_batch=lambda ps: np.zeros((len(ps), 3)), **kw)
     with pytest.raises(ParameterError, match="outside"):
@@ -237,7 +310,13 @@ def test_invalid_arguments():
 
 
 def test_result_is_returned_without_iterations_and_space_as_list():
-    res = minimize(zdt1, list(ZDT_SPACE), objective_names=["f1", "f2"], n_initial=4,
-                   n_iterations=0, show_progress=False)
+    res = minimize(
+        zdt1,
+        list(ZDT_SPACE),
+        objective_names=["f1", "f2"],
+        n_initial=4,
+        n_iterations=0,
+        show_progress=False,
+    )
     assert isinstance(res, OptimizationResult)
     assert res.n_evaluations == 4 and res.timings["iteration_s"] == []

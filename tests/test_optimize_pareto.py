@@ -50,8 +50,13 @@ def _brute_force_front(Y):
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(1, 25), st.integers(1, 3)),
-              elements=st.integers(0, 4).map(float)))
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 25), st.integers(1, 3)),
+        elements=st.integers(0, 4).map(float),
+    )
+)
 def test_pareto_mask_matches_brute_force(Y):
     assert pareto_mask(Y).tolist() == _brute_force_front(Y)
 
@@ -104,9 +109,10 @@ def test_normalise():
     Y = np.array([[0.0, 2.0], [10.0, 2.0], [5.0, np.nan]])
     Z = normalise(Y)
     np.testing.assert_allclose(Z[:, 0], [0, 1, 0.5])
-    assert Z[0, 1] == 0 and Z[1, 1] == 0 and np.isnan(Z[2, 1])   # constant column -> 0
-    np.testing.assert_allclose(normalise(Y, np.array([[0, 0], [20, 4]]))[:2],
-                               [[0, 0.5], [0.5, 0.5]])
+    assert Z[0, 1] == 0 and Z[1, 1] == 0 and np.isnan(Z[2, 1])  # constant column -> 0
+    np.testing.assert_allclose(
+        normalise(Y, np.array([[0, 0], [20, 4]]))[:2], [[0, 0.5], [0.5, 0.5]]
+    )
 
 
 def test_hypervolume_2d_hand_computed():

@@ -11,22 +11,31 @@ import pytest
 from atomscope.errors import ParameterError
 from atomscope.optimize import Categorical, OptimizationResult, Real, SearchSpace
 
-SPACE = SearchSpace([Real("threshold", 0.01, 1.0, log=True),
-                     Categorical("covariance", ["full", "tied"])])
+SPACE = SearchSpace(
+    [Real("threshold", 0.01, 1.0, log=True), Categorical("covariance", ["full", "tied"])]
+)
 
 
 def _result(**kw) -> OptimizationResult:
     # normalised front (0, 1), A = (0.1, 0.55), B = (0.45, 0.45), (1, 0): Euclidean picks A,
     # Chebyshev picks B (see test_optimize_pareto); plus a dominated point, a duplicate of A
     # and a failed evaluation
-    Y = np.array([[0, 1], [0.1, 0.55], [0.45, 0.45], [1, 0], [2, 3], [0.1, 0.55],
-                  [np.nan, 0.2]])
-    params = [{"threshold": t, "covariance": c} for t, c in
-              zip([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], ["full", "tied"] * 3 + ["full"],
-                  strict=True)]
+    Y = np.array([[0, 1], [0.1, 0.55], [0.45, 0.45], [1, 0], [2, 3], [0.1, 0.55], [np.nan, 0.2]])
+    params = [
+        {"threshold": t, "covariance": c}
+        for t, c in zip(
+            [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0], ["full", "tied"] * 3 + ["full"], strict=True
+        )
+    ]
     phase = ["initial"] * 4 + ["bo", "bo", "fallback"]
-    return OptimizationResult(params=params, objectives=Y, objective_names=["count_error",
-                              "spacing_error"], space=SPACE, phase=phase, **kw)
+    return OptimizationResult(
+        params=params,
+        objectives=Y,
+        objective_names=["count_error", "spacing_error"],
+        space=SPACE,
+        phase=phase,
+        **kw,
+    )
 
 
 def test_front_and_best_points():
@@ -57,9 +66,18 @@ def test_hypervolume_with_given_reference_point():
 def test_to_frame():
     df = _result().to_frame()
     assert isinstance(df, pd.DataFrame)
-    assert list(df.columns) == ["evaluation", "phase", "threshold", "covariance", "count_error",
-                                "spacing_error", "pareto", "best_euclidean", "best_chebyshev",
-                                "hypervolume"]
+    assert list(df.columns) == [
+        "evaluation",
+        "phase",
+        "threshold",
+        "covariance",
+        "count_error",
+        "spacing_error",
+        "pareto",
+        "best_euclidean",
+        "best_chebyshev",
+        "hypervolume",
+    ]
     assert df["pareto"].sum() == 4 and df["best_euclidean"].sum() == 1
     assert df.loc[6, "phase"] == "fallback" and np.isnan(df.loc[6, "count_error"])
 
@@ -114,12 +132,17 @@ def test_validation():
     with pytest.raises(ParameterError, match="names"):
         OptimizationResult(params=p, objectives=Y, objective_names=["a"], space=SPACE)
     with pytest.raises(ParameterError, match="differ"):
-        OptimizationResult(params=p, objectives=Y, objective_names=["threshold", "b"],
-                           space=SPACE)
+        OptimizationResult(params=p, objectives=Y, objective_names=["threshold", "b"], space=SPACE)
     with pytest.raises(ParameterError, match="phase"):
-        OptimizationResult(params=p, objectives=Y, objective_names=["a", "b"], space=SPACE,
-                           phase=["initial", "random"])
-    empty = OptimizationResult(params=[], objectives=np.empty((0, 2)),
-                               objective_names=["a", "b"], space=SPACE)
+        OptimizationResult(
+            params=p,
+            objectives=Y,
+            objective_names=["a", "b"],
+            space=SPACE,
+            phase=["initial", "random"],
+        )
+    empty = OptimizationResult(
+        params=[], objectives=np.empty((0, 2)), objective_names=["a", "b"], space=SPACE
+    )
     assert empty.best_euclidean is None and empty.hypervolume == 0.0
     assert empty.to_frame().empty

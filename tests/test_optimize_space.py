@@ -13,27 +13,33 @@ from atomscope.optimize import Categorical, Integer, Real, SearchSpace
 
 @pytest.fixture
 def space() -> SearchSpace:
-    return SearchSpace([
-        Real("threshold", 0.001, 0.5, log=True),
-        Real("overlap", 0.0, 1.0),
-        Integer("num_sigma", 3, 12),
-        Categorical("covariance", ["full", "tied", "diag", "spherical"]),
-        Categorical("flag", [False, True]),
-    ])
+    return SearchSpace(
+        [
+            Real("threshold", 0.001, 0.5, log=True),
+            Real("overlap", 0.0, 1.0),
+            Integer("num_sigma", 3, 12),
+            Categorical("covariance", ["full", "tied", "diag", "spherical"]),
+            Categorical("flag", [False, True]),
+        ]
+    )
 
 
 def test_encode_decode_round_trip(space):
     params = [
         {"threshold": 0.001, "overlap": 0.0, "num_sigma": 3, "covariance": "full", "flag": False},
-        {"threshold": 0.5, "overlap": 1.0, "num_sigma": 12, "covariance": "spherical",
-         "flag": True},
-        {"threshold": 0.0234, "overlap": 0.37, "num_sigma": 7, "covariance": "diag",
-         "flag": True},
+        {
+            "threshold": 0.5,
+            "overlap": 1.0,
+            "num_sigma": 12,
+            "covariance": "spherical",
+            "flag": True,
+        },
+        {"threshold": 0.0234, "overlap": 0.37, "num_sigma": 7, "covariance": "diag", "flag": True},
     ]
     X = space.encode(params)
     assert X.shape == (3, 5)
     assert np.all(X[:, :3] >= 0) and np.all(X[:, :3] <= 1)
-    assert X[:, 3].tolist() == [0, 3, 2]                      # categorical index columns
+    assert X[:, 3].tolist() == [0, 3, 2]  # categorical index columns
     back = space.decode(X)
     for p, q in zip(params, back, strict=True):
         assert q["threshold"] == pytest.approx(p["threshold"], rel=1e-12)
@@ -70,7 +76,7 @@ def test_sobol_is_seeded_in_bounds_and_covers_categories(space):
     assert a == b
     assert a != c
     for p in a:
-        space.validate(p)                                     # raises if out of range
+        space.validate(p)  # raises if out of range
     assert {p["covariance"] for p in a} == {"full", "tied", "diag", "spherical"}
     assert {p["num_sigma"] for p in a} >= {3, 12}
     t = np.array([p["threshold"] for p in a])
@@ -98,8 +104,14 @@ def test_description_and_bounds(space):
     assert space.cardinality is None
     assert isinstance(space["num_sigma"], Integer)
     desc = space.to_dict()
-    assert desc[0] == {"type": "real", "name": "threshold", "low": 0.001, "high": 0.5,
-                       "log": True, "default": None}
+    assert desc[0] == {
+        "type": "real",
+        "name": "threshold",
+        "low": 0.001,
+        "high": 0.5,
+        "log": True,
+        "default": None,
+    }
     finite = SearchSpace([Integer("k", 1, 3), Categorical("c", ["a", "b"])])
     assert finite.cardinality == 6
     E = finite.enumerate_encoded()
@@ -108,21 +120,24 @@ def test_description_and_bounds(space):
     assert SearchSpace(finite) == finite
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: Real("x", 1.0, 1.0), "smaller than high"),
-    (lambda: Real("x", 0.0, 1.0, log=True), "low > 0"),
-    (lambda: Real("x", 0.0, float("nan")), "finite"),
-    (lambda: Real("", 0.0, 1.0), "name"),
-    (lambda: Integer("k", 1.5, 4), "whole number"),
-    (lambda: Integer("k", 4, 2), "smaller than high"),
-    (lambda: Categorical("c", []), "at least one"),
-    (lambda: Categorical("c", "abc"), "list"),
-    (lambda: Categorical("c", ["a", "a"]), "repeated"),
-    (lambda: Categorical("c", ["a", "b"], default="z"), "not one of"),
-    (lambda: SearchSpace([]), "at least one"),
-    (lambda: SearchSpace([Real("x", 0, 1), Integer("x", 0, 3)]), "twice"),
-    (lambda: SearchSpace(["x"]), "Real, Integer or Categorical"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Real("x", 1.0, 1.0), "smaller than high"),
+        (lambda: Real("x", 0.0, 1.0, log=True), "low > 0"),
+        (lambda: Real("x", 0.0, float("nan")), "finite"),
+        (lambda: Real("", 0.0, 1.0), "name"),
+        (lambda: Integer("k", 1.5, 4), "whole number"),
+        (lambda: Integer("k", 4, 2), "smaller than high"),
+        (lambda: Categorical("c", []), "at least one"),
+        (lambda: Categorical("c", "abc"), "list"),
+        (lambda: Categorical("c", ["a", "a"]), "repeated"),
+        (lambda: Categorical("c", ["a", "b"], default="z"), "not one of"),
+        (lambda: SearchSpace([]), "at least one"),
+        (lambda: SearchSpace([Real("x", 0, 1), Integer("x", 0, 3)]), "twice"),
+        (lambda: SearchSpace(["x"]), "Real, Integer or Categorical"),
+    ],
+)
 def test_invalid_definitions(make, match):
     with pytest.raises(ParameterError, match=match):
         make()
@@ -141,7 +156,7 @@ def test_invalid_values(space):
     with pytest.raises(ParameterError, match="not one of"):
         space.encode({**good, "covariance": "FULL"})
     with pytest.raises(ParameterError, match="not one of"):
-        space.encode({**good, "flag": 1})                     # 1 is not True here
+        space.encode({**good, "flag": 1})  # 1 is not True here
     with pytest.raises(ParameterError, match="shape"):
         space.decode(np.zeros((2, 3)))
     with pytest.raises(ParameterError):

@@ -9,8 +9,9 @@ from atomscope.simulate import simulate_particles_frame
 
 @pytest.fixture(scope="module")
 def frame():
-    return simulate_particles_frame(size=512, pixel_size=0.18, n_particles=14,
-                                    radius=(2.7, 0.3), counts=100.0, seed=11)
+    return simulate_particles_frame(
+        size=512, pixel_size=0.18, n_particles=14, radius=(2.7, 0.3), counts=100.0, seed=11
+    )
 
 
 def test_classical_f1_on_a_simulated_bright_field_frame(frame):
@@ -34,8 +35,9 @@ def test_bright_particles_by_inversion(frame):
 
 
 def test_particles_cut_by_the_frame_edge_are_found():
-    res = simulate_particles_frame(size=256, pixel_size=0.18, n_particles=8, radius=(3.0, 0.2),
-                                   counts=100.0, seed=5)
+    res = simulate_particles_frame(
+        size=256, pixel_size=0.18, n_particles=8, radius=(3.0, 0.2), counts=100.0, seed=5
+    )
     lab = res.truth.masks["particle"]
     edge_ids = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     edge_ids = edge_ids[edge_ids > 0]

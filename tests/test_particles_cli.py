@@ -30,17 +30,39 @@ def test_help(capsys):
 
 def test_particles_on_the_real_series(shared_data, tmp_path, capsys):
     out = tmp_path / "out"
-    run_cli("particles", shared_data / "rsciio/tia_STEM_nanoparticles_5frames.emi", "-o", out,
-            "--no-progress")
+    run_cli(
+        "particles",
+        shared_data / "rsciio/tia_STEM_nanoparticles_5frames.emi",
+        "-o",
+        out,
+        "--no-progress",
+    )
     text = capsys.readouterr().out
     assert "particles in 5 frames" in text and "bright" in text
-    for name in ("particles.csv", "overlay.png", "size_vs_time.png", "size_histograms.png",
-                 "report.json", "report.html", "tracks.csv", "events.csv",
-                 "per_frame.csv"):
+    for name in (
+        "particles.csv",
+        "overlay.png",
+        "size_vs_time.png",
+        "size_histograms.png",
+        "report.json",
+        "report.html",
+        "tracks.csv",
+        "events.csv",
+        "per_frame.csv",
+    ):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "particles.csv")
-    for col in ("frame", "particle_id", "track_id", "area_nm2", "diameter_nm", "major_nm",
-                "minor_nm", "x_nm", "y_nm"):
+    for col in (
+        "frame",
+        "particle_id",
+        "track_id",
+        "area_nm2",
+        "diameter_nm",
+        "major_nm",
+        "minor_nm",
+        "x_nm",
+        "y_nm",
+    ):
         assert col in table
     masks = zarr.open_array(str(out / "masks.zarr"), mode="r")
     assert masks.shape == (5, 128, 128)
@@ -57,8 +79,22 @@ def test_single_image_unet_with_threshold(tmp_path, capsys):
     path = tmp_path / "frame.npy"
     np.save(path, res.image.data)
     out = tmp_path / "out"
-    run_cli("particles", path, "-o", out, "--method", "unet", "--threshold", "0.4",
-            "--pixel-size", "0.18nm", "--dark", "--threads", "2", "--no-progress")
+    run_cli(
+        "particles",
+        path,
+        "-o",
+        out,
+        "--method",
+        "unet",
+        "--threshold",
+        "0.4",
+        "--pixel-size",
+        "0.18nm",
+        "--dark",
+        "--threads",
+        "2",
+        "--no-progress",
+    )
     assert (out / "mask.tif").is_file() and not (out / "masks.zarr").exists()
     table = pd.read_csv(out / "particles.csv")
     assert len(table) == 6  # the six simulated particles, no specks at the frame edges
@@ -68,9 +104,30 @@ def test_single_image_unet_with_threshold(tmp_path, capsys):
 
 def test_train_then_use_the_model(tmp_path, capsys):
     model_dir = tmp_path / "model"
-    run_cli("train", "particles", "--simulated", "-o", model_dir, "--arch", "shallow",
-            "--epochs", "1", "--steps", "2", "--frames", "4", "--frame-size", "96",
-            "--patch-size", "64", "--batch-size", "2", "--threads", "2", "--no-progress")
+    run_cli(
+        "train",
+        "particles",
+        "--simulated",
+        "-o",
+        model_dir,
+        "--arch",
+        "shallow",
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--frames",
+        "4",
+        "--frame-size",
+        "96",
+        "--patch-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--threads",
+        "2",
+        "--no-progress",
+    )
     text = capsys.readouterr().out
     assert "Model written to" in text
     pt = model_dir / "particles-shallow.pt"
@@ -83,8 +140,17 @@ def test_train_then_use_the_model(tmp_path, capsys):
     res = simulate_particles_frame(size=128, n_particles=3, radius=(2.5, 0.2), seed=9)
     img = tmp_path / "img.npy"
     np.save(img, res.image.data)
-    run_cli("particles", img, "-o", tmp_path / "o2", "--method", "shallow", "--model", pt,
-            "--no-progress")
+    run_cli(
+        "particles",
+        img,
+        "-o",
+        tmp_path / "o2",
+        "--method",
+        "shallow",
+        "--model",
+        pt,
+        "--no-progress",
+    )
     assert (tmp_path / "o2" / "report.json").is_file()
     report = json.loads((tmp_path / "o2" / "report.json").read_text())
     assert report["summary"]["model"]["path"].endswith("particles-shallow.pt")
@@ -96,9 +162,28 @@ def test_train_from_a_folder_with_pseudo_labels(tmp_path, capsys):
     for i in range(4):
         r = simulate_particles_frame(size=96, n_particles=3, radius=(2.0, 0.2), seed=40 + i)
         np.save(folder / f"frame{i}.npy", r.image.data)
-    run_cli("train", "particles", "--from-folder", folder, "-o", tmp_path / "m", "--arch",
-            "shallow", "--epochs", "1", "--steps", "1", "--patch-size", "64", "--batch-size",
-            "2", "--segment-length", "2", "--dark", "--no-progress")
+    run_cli(
+        "train",
+        "particles",
+        "--from-folder",
+        folder,
+        "-o",
+        tmp_path / "m",
+        "--arch",
+        "shallow",
+        "--epochs",
+        "1",
+        "--steps",
+        "1",
+        "--patch-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--segment-length",
+        "2",
+        "--dark",
+        "--no-progress",
+    )
     manifest = json.loads((tmp_path / "m" / "particles-shallow.json").read_text())
     assert manifest["training"]["source"].startswith("pseudo-labels")
     run_cli("train", "particles", "-o", tmp_path / "x", "--no-progress", expect=2)

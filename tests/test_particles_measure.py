@@ -11,7 +11,7 @@ from atomscope.simulate import simulate_particles_frame
 
 
 def _disk(shape, cx, cy, r):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
 
 
@@ -60,8 +60,9 @@ def test_labels_are_used_as_given_and_corners_stay_apart():
 
 
 def test_diameters_within_5_percent_for_particles_of_10_px_and_more():
-    res = simulate_particles_frame(size=512, pixel_size=0.18, n_particles=16,
-                                   radius=(2.5, 0.35), counts=100.0, seed=31)
+    res = simulate_particles_frame(
+        size=512, pixel_size=0.18, n_particles=16, radius=(2.5, 0.35), counts=100.0, seed=31
+    )
     ps = res.image.pixel_size_nm
     truth = res.truth.masks["particle"]
     lab = label_mask(segment(res.image, method="classical").mask)

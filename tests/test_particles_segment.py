@@ -10,8 +10,9 @@ from atomscope.simulate import simulate_particles_frame
 
 @pytest.fixture(scope="module")
 def frame():
-    return simulate_particles_frame(size=384, pixel_size=0.18, n_particles=10,
-                                    radius=(2.5, 0.3), counts=100.0, seed=21)
+    return simulate_particles_frame(
+        size=384, pixel_size=0.18, n_particles=10, radius=(2.5, 0.3), counts=100.0, seed=21
+    )
 
 
 def test_shipped_unet_segments_a_simulated_frame(frame):

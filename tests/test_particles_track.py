@@ -9,7 +9,7 @@ from atomscope.simulate import simulate_coarsening_movie
 
 
 def _disk(shape, cx, cy, r):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
 
 
@@ -40,11 +40,11 @@ def test_moving_particles_keep_their_tracks():
 
 def test_coalescence_birth_death_and_split():
     frames = [
-        [(40, 50, 8), (58, 50, 7), (110, 20, 5)],   # two neighbours and a small one
-        [(49, 50, 14), (110, 20, 4)],               # the neighbours merged
-        [(49, 50, 14)],                              # the small one dissolved
-        [(49, 50, 14), (115, 80, 6)],               # a new particle appears
-        [(40, 50, 8), (58, 50, 7), (115, 80, 6)],   # the big one splits again (segmentation)
+        [(40, 50, 8), (58, 50, 7), (110, 20, 5)],  # two neighbours and a small one
+        [(49, 50, 14), (110, 20, 4)],  # the neighbours merged
+        [(49, 50, 14)],  # the small one dissolved
+        [(49, 50, 14), (115, 80, 6)],  # a new particle appears
+        [(40, 50, 8), (58, 50, 7), (115, 80, 6)],  # the big one splits again (segmentation)
     ]
     labels, table = _movie(frames)
     tr = track(table, labels=labels, rejoin_frames=0)

@@ -25,8 +25,15 @@ def test_segment_command(tmp_path, capsys):
     run_cli("segment", path, "-o", out, "--clusters", 2, "--stride", 4, "--pixel-size", "0.02nm")
     text = capsys.readouterr().out
     assert "2 segments (translation" in text and "Results written" in text
-    for name in ("labels.tif", "labels.npy", "segments.csv", "overlay.png", "report.json",
-                 "model.npz", "report.html"):
+    for name in (
+        "labels.tif",
+        "labels.npy",
+        "segments.csv",
+        "overlay.png",
+        "report.json",
+        "model.npz",
+        "report.html",
+    ):
         assert (out / name).exists(), name
     labels = tifffile.imread(out / "labels.tif")
     assert labels.shape == sim.image.image_shape
@@ -43,8 +50,16 @@ def test_segment_command(tmp_path, capsys):
 def test_segment_command_automatic_k_and_errors(tmp_path, capsys):
     path = tmp_path / "frame.npy"
     np.save(path, bicrystal("two_phase").image.data)
-    run_cli("segment", path, "-o", tmp_path / "auto", "--stride", 6,
-            "--descriptor", "translation,reflection")
+    run_cli(
+        "segment",
+        path,
+        "-o",
+        tmp_path / "auto",
+        "--stride",
+        6,
+        "--descriptor",
+        "translation,reflection",
+    )
     text = capsys.readouterr().out
     assert "number chosen by silhouette" in text and "translation, reflection" in text
     run_cli("segment", path, "-o", tmp_path / "bad", "--descriptor", "wavelet", expect=2)

@@ -51,9 +51,9 @@ def test_translation_matches_brute_force_pearson(textured):
     worst = 0.0
     for i, y in enumerate(grid.ys):
         for j, c in enumerate(grid.xs):
-            a = x[y - p: y + p + 1, c - p: c + p + 1]
+            a = x[y - p : y + p + 1, c - p : c + p + 1]
             for k, (dy, dx) in enumerate(shifts):
-                b = x[y + dy - p: y + dy + p + 1, c + dx - p: c + dx + p + 1]
+                b = x[y + dy - p : y + dy + p + 1, c + dx - p : c + dx + p + 1]
                 worst = max(worst, abs(_pearson(a, b) - f[i, j, k]))
     assert worst < 1e-4
     # patches entirely in the blank band: correlation defined as 0, not NaN
@@ -64,16 +64,16 @@ def test_translation_torch_matches_numpy(textured):
     torch = pytest.importorskip("torch")
     grid = make_grid(textured.shape, 13, 4)
     a, _, _ = translation_features(textured, grid, patch=15, window=6, n_shifts=25)
-    b, _, _ = translation_features(textured, grid, patch=15, window=6, n_shifts=25,
-                                   device=torch.device("cpu"))
+    b, _, _ = translation_features(
+        textured, grid, patch=15, window=6, n_shifts=25, device=torch.device("cpu")
+    )
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_translation_threads_do_not_change_results(textured):
     grid = make_grid(textured.shape, 13, 4)
     a, _, _ = translation_features(textured, grid, patch=15, window=6, n_shifts=25)
-    b, _, _ = translation_features(textured, grid, patch=15, window=6, n_shifts=25,
-                                   n_threads=2)
+    b, _, _ = translation_features(textured, grid, patch=15, window=6, n_shifts=25, n_threads=2)
     np.testing.assert_array_equal(a, b)
 
 
@@ -96,14 +96,14 @@ def test_rotation_and_reflection_match_brute_force(textured):
     for i, j in [(3, 8), (5, 12), (grid.ny - 1, grid.nx - 1)]:
         f = _brute_polar(x, grid.ys[i], grid.xs[j], geom)
         mu = (wts * f).sum() / wts.sum()
-        var = (wts * f * f).sum() / wts.sum() - mu ** 2
+        var = (wts * f * f).sum() / wts.sum() - mu**2
         for a, ang in enumerate(rots):
             g = np.roll(f, -int(round(ang / 6)), axis=1)
-            expect = ((wts * f * g).sum() / wts.sum() - mu ** 2) / var
+            expect = ((wts * f * g).sum() / wts.sum() - mu**2) / var
             assert rot[a, i, j] == pytest.approx(expect, abs=1e-4)
         for a, phi in enumerate(mirrors):
             g = f[:, (int(round(2 * phi / 6)) - np.arange(60)) % 60]
-            expect = ((wts * f * g).sum() / wts.sum() - mu ** 2) / var
+            expect = ((wts * f * g).sum() / wts.sum() - mu**2) / var
             assert ref[a, i, j] == pytest.approx(expect, abs=1e-4)
     # the blank band (columns < 30): flat patches score 0
     assert np.all(rot[:, :, grid.xs + geom.radius < 29] == 0)
@@ -114,14 +114,21 @@ def test_polar_torch_matches_numpy(textured):
     geom = PolarGeometry(6.0, 6, 24)
     grid = make_grid(textured.shape, geom.margin, 4)
     a = polar_scores(textured, grid, geom, rotations=(180.0, 90.0), mirrors=(0.0, 45.0))
-    b = polar_scores(textured, grid, geom, rotations=(180.0, 90.0), mirrors=(0.0, 45.0),
-                     device=torch.device("cpu"))
+    b = polar_scores(
+        textured,
+        grid,
+        geom,
+        rotations=(180.0, 90.0),
+        mirrors=(0.0, 45.0),
+        device=torch.device("cpu"),
+    )
     for u, v in zip(a, b, strict=True):
         np.testing.assert_allclose(u, v, atol=1e-4)
 
 
-@pytest.mark.parametrize("angles, strong, weak", [((0, 90), 90.0, 60.0),
-                                                  ((0, 60, 120), 60.0, 90.0)])
+@pytest.mark.parametrize(
+    "angles, strong, weak", [((0, 90), 90.0, 60.0), ((0, 60, 120), 60.0, 90.0)]
+)
 def test_rotation_scores_see_the_point_symmetry(angles, strong, weak):
     """At a lattice site, a square lattice is 4-fold and not 6-fold; a hexagonal one the
     reverse."""
@@ -145,16 +152,17 @@ def test_top_k_pool_matches_brute_force():
     for i in range(8):
         for j in range(11):
             for c in range(3):
-                win = maps[c, i: i + 5, j: j + 5].ravel()
-                np.testing.assert_allclose(out[i, j, 4 * c: 4 * c + 4], np.sort(win)[::-1][:4])
+                win = maps[c, i : i + 5, j : j + 5].ravel()
+                np.testing.assert_allclose(out[i, j, 4 * c : 4 * c + 4], np.sort(win)[::-1][:4])
     np.testing.assert_array_equal(top_k_pool(maps, 2, 4, n_threads=2), out)
 
 
 def test_top_k_pool_torch_matches_numpy():
     torch = pytest.importorskip("torch")
     maps = np.random.default_rng(2).random((2, 10, 10)).astype(np.float32)
-    np.testing.assert_allclose(top_k_pool(maps, 1, 3, device=torch.device("cpu")),
-                               top_k_pool(maps, 1, 3))
+    np.testing.assert_allclose(
+        top_k_pool(maps, 1, 3, device=torch.device("cpu")), top_k_pool(maps, 1, 3)
+    )
 
 
 def test_power_spectrum_flat_patch_and_translation_invariance():

@@ -34,15 +34,18 @@ def _check(res, truth, ari=0.95, offset=2.0):
 
 
 # -- accuracy on simulated HAADF images (exact masks) ------------------------------------------
-@pytest.mark.parametrize("kind, descriptor, offset", [
-    ("two_grain", "translation", 2.0),   # same structure, grains 25° apart
-    ("two_grain", "reflection", 2.0),    # mirror lines turn with the grain
-    ("two_phase", "translation", 2.0),   # Pt [001] / CdTe [110]
-    ("two_phase", "reflection", 2.0),
-    ("square_hex", "translation", 2.5),  # SrTiO3 [001] / ZnO [001]: 14–20 px lattices
-    # 4-fold against 6-fold; the ±14 px pooling window blurs the boundary by a few px
-    ("square_hex", "rotation", 3.5),
-])
+@pytest.mark.parametrize(
+    "kind, descriptor, offset",
+    [
+        ("two_grain", "translation", 2.0),  # same structure, grains 25° apart
+        ("two_grain", "reflection", 2.0),  # mirror lines turn with the grain
+        ("two_phase", "translation", 2.0),  # Pt [001] / CdTe [110]
+        ("two_phase", "reflection", 2.0),
+        ("square_hex", "translation", 2.5),  # SrTiO3 [001] / ZnO [001]: 14–20 px lattices
+        # 4-fold against 6-fold; the ±14 px pooling window blurs the boundary by a few px
+        ("square_hex", "rotation", 3.5),
+    ],
+)
 def test_accuracy_on_simulated_images(kind, descriptor, offset):
     sim = bicrystal(kind)
     res = segment(sim.image, descriptor=descriptor, n_clusters=2, stride=4)
@@ -132,8 +135,17 @@ def test_model_reuse_keeps_labels_across_frames():
     g1_label = np.bincount(fitted.labels[first.truth.masks["grain"] == 1]).argmax()
     # next "frame": new noise, and the boundary moved so that grain 2 is now the larger one
     # (a refit would sort it to label 0)
-    nxt = simulate_bicrystal("Pt", zone=(0, 0, 1), rotation=10, rotation2=35, size=320,
-                             pixel_size=0.02, dose=1e5, seed=11, boundary_offset=-1.2)
+    nxt = simulate_bicrystal(
+        "Pt",
+        zone=(0, 0, 1),
+        rotation=10,
+        rotation2=35,
+        size=320,
+        pixel_size=0.02,
+        dose=1e5,
+        seed=11,
+        boundary_offset=-1.2,
+    )
     truth = nxt.truth.masks["grain"]
     assert (truth == 2).mean() > 0.6
     reused = segment(nxt.image, model=fitted.model)
@@ -185,8 +197,13 @@ def test_same_seed_same_labels_and_torch_device():
 
 def test_kmeans_sorted_by_size_and_seeded():
     rng = np.random.default_rng(0)
-    Z = np.concatenate([rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (300, 2)),
-                        rng.normal((0, 5), 0.3, (120, 2))])
+    Z = np.concatenate(
+        [
+            rng.normal(0, 0.3, (50, 2)),
+            rng.normal(5, 0.3, (300, 2)),
+            rng.normal((0, 5), 0.3, (120, 2)),
+        ]
+    )
     c1, l1, _ = kmeans(Z, 3, seed=1)
     c2, l2, _ = kmeans(Z, 3, seed=1)
     np.testing.assert_array_equal(l1, l2)
@@ -224,8 +241,14 @@ def test_result_api(tmp_path):
     assert s["n_clusters"] == 2 and "fisher_separability" in s["scores"]
     assert s["scores"]["fisher_separability"]["variance_separability_spearman"] > 0
     paths = res.save(tmp_path / "out")
-    for name in ("labels.tif", "labels.npy", "segments.csv", "overlay.png", "report.json",
-                 "model.npz"):
+    for name in (
+        "labels.tif",
+        "labels.npy",
+        "segments.csv",
+        "overlay.png",
+        "report.json",
+        "model.npz",
+    ):
         assert paths[name].exists(), name
     tif = tifffile.imread(paths["labels.tif"])
     np.testing.assert_array_equal(tif, res.labels)

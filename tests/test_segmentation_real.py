@@ -31,8 +31,10 @@ def test_hea_lamellae_are_separated_from_the_matrix(hea, descriptor):
 
 def _load(shared_data, case):
     folder = shared_data / "ingrained"
-    path = {"tilt": folder / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
-            "twin": folder / "CdTe_110_CdTe_110_twin" / "HAADF26.dm3"}[case]
+    path = {
+        "tilt": folder / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3",
+        "twin": folder / "CdTe_110_CdTe_110_twin" / "HAADF26.dm3",
+    }[case]
     return atomscope.load(path)
 
 

@@ -25,8 +25,9 @@ def test_seeded_cif_sample(shared_data):
                 unreadable += 1
                 continue
             cell = np.asarray(atoms.cell[:])
-            zones = sorted(LOW_INDEX_ZONES,
-                           key=lambda z: float(np.linalg.norm(np.asarray(z) @ cell)))
+            zones = sorted(
+                LOW_INDEX_ZONES, key=lambda z: float(np.linalg.norm(np.asarray(z) @ cell))
+            )
             ok = None
             reasons = []
             for z in zones:

@@ -8,8 +8,26 @@ from atomscope.cli import main
 def test_cli_simulate_writes_files(tmp_path, capsys):
     out = tmp_path / "sim"
     with pytest.raises(SystemExit) as exc:
-        main(["simulate", "SrTiO3", "--zone", "1,1,0", "--size", "64", "--pixel-size", "0.2A",
-              "--dose", "5000", "--thickness", "8", "--seed", "3", "-o", str(out)])
+        main(
+            [
+                "simulate",
+                "SrTiO3",
+                "--zone",
+                "1,1,0",
+                "--size",
+                "64",
+                "--pixel-size",
+                "0.2A",
+                "--dose",
+                "5000",
+                "--thickness",
+                "8",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+            ]
+        )
     assert exc.value.code in (0, None)
     for name in ("image.tif", "columns.csv", "mask_grain.tif", "truth.json"):
         assert (out / name).exists()

@@ -21,17 +21,26 @@ def test_srtio3_001_positions_in_the_image():
     assert np.abs(fi - np.rint(fi)).max() * A / ps * ps * 10 < 1e-3
     assert np.abs(fj - np.rint(fj)).max() * A * 10 < 1e-3
     tio = cols[cols.species == "Ti+O"]
-    assert np.abs((tio.x - ox) / (A / ps) - 0.5 - np.rint((tio.x - ox) / (A / ps) - 0.5)).max() \
-        < 1e-6
+    assert (
+        np.abs((tio.x - ox) / (A / ps) - 0.5 - np.rint((tio.x - ox) / (A / ps) - 0.5)).max() < 1e-6
+    )
     # inside-the-image convention, nm columns
     assert cols.x.min() >= 0 and cols.x.max() <= 127 and cols.y.min() >= 0
     np.testing.assert_allclose(cols.x_nm, cols.x * ps)
-    assert set(cols.columns) >= {"x", "y", "x_nm", "y_nm", "species", "weight", "sublattice",
-                                 "grain"}
+    assert set(cols.columns) >= {
+        "x",
+        "y",
+        "x_nm",
+        "y_nm",
+        "species",
+        "weight",
+        "sublattice",
+        "grain",
+    }
     # the rendered image peaks on the Sr columns
     img = res.image.data
     r, c = int(round(sr.y.iloc[5])), int(round(sr.x.iloc[5]))
-    assert img[r, c] == img[r - 2:r + 3, c - 2:c + 3].max()
+    assert img[r, c] == img[r - 2 : r + 3, c - 2 : c + 3].max()
 
 
 def test_rotation_rotates_about_the_origin():
@@ -59,15 +68,22 @@ def test_intensity_ratio_follows_z_power_law():
         # field, as the simulation used)
         from atomscope.simulate import Imaging, project, tile
         from atomscope.simulate.imaging import render_margin
+
         proj = project("SrTiO3", (0, 0, 1))
         margin = render_margin(Imaging(), ps, (size, size))
         allc = tile(proj, (size, size), ps, margin=margin, thickness=7)
         for s in ("Sr", "Ti+O", "O"):
             sel = allc.species == s
-            basis.append(render_columns(allc.xy[sel], np.ones(sel.sum()), (size, size), probe,
-                                        pixel_size=ps).ravel())
-        coef, *_ = np.linalg.lstsq(np.stack(basis, axis=1).astype(np.float64),
-                                   res.image.data.ravel().astype(np.float64), rcond=None)
+            basis.append(
+                render_columns(
+                    allc.xy[sel], np.ones(sel.sum()), (size, size), probe, pixel_size=ps
+                ).ravel()
+            )
+        coef, *_ = np.linalg.lstsq(
+            np.stack(basis, axis=1).astype(np.float64),
+            res.image.data.ravel().astype(np.float64),
+            rcond=None,
+        )
         expected = np.array([38**n, 22**n + 8**n, 8**n]) * 7
         np.testing.assert_allclose(coef, expected, rtol=1e-5)
         w = cols.groupby("species").weight.first()
@@ -103,8 +119,9 @@ def test_seeded_and_noise_statistics():
 def test_dose_definition_and_read_noise():
     ps = 0.02
     dose = 2.0e4  # e/Å²
-    res = simulate_haadf("SrTiO3", size=128, pixel_size=ps, dose=dose, detector_fraction=0.1,
-                         read_noise=3.0, seed=1)
+    res = simulate_haadf(
+        "SrTiO3", size=128, pixel_size=ps, dose=dose, detector_fraction=0.1, read_noise=3.0, seed=1
+    )
     noise = res.truth.parameters["noise"]
     expected_peak = dose * (ps * 10) ** 2 * 0.1  # = 80 counts at the brightest pixel
     assert noise["counts_at_max"] == pytest.approx(expected_peak)
@@ -126,7 +143,7 @@ def test_background_and_abf():
     sr = abf.truth.columns.query("species == 'Sr'").iloc[3]
     img = abf.image.data
     r, c = int(round(sr.y)), int(round(sr.x))
-    assert img[r, c] == img[r - 2:r + 3, c - 2:c + 3].min()
+    assert img[r, c] == img[r - 2 : r + 3, c - 2 : c + 3].min()
     assert img.max() <= 1.0 + 1e-6 and img.min() == pytest.approx(0.5, abs=1e-3)
 
 
@@ -134,23 +151,27 @@ def _fit_centre(img, x, y, half=4):
     from scipy.optimize import least_squares
 
     r, c = int(round(y)), int(round(x))
-    yy, xx = np.mgrid[r - half:r + half + 1, c - half:c + half + 1]
-    d = img[r - half:r + half + 1, c - half:c + half + 1]
+    yy, xx = np.mgrid[r - half : r + half + 1, c - half : c + half + 1]
+    d = img[r - half : r + half + 1, c - half : c + half + 1]
 
     def res(q):
-        return (q[0] * np.exp(-((xx - q[1]) ** 2 + (yy - q[2]) ** 2) / (2 * q[3] ** 2)) + q[4]
-                - d).ravel()
+        return (
+            q[0] * np.exp(-((xx - q[1]) ** 2 + (yy - q[2]) ** 2) / (2 * q[3] ** 2)) + q[4] - d
+        ).ravel()
 
     q = least_squares(res, [d.max(), c, r, 1.5, 0.0]).x
     return q[1], q[2]
 
 
-@pytest.mark.parametrize("kw,bound,bound_x", [
-    (dict(drift=(4.0, -2.5), flyback=(1.0, 15.0)), 0.005, 0.005),
-    # row jitter tears columns; a symmetric fit then also moves in y by ~0.03 px (estimator
-    # effect: x-jitter shifts nothing in y), while x follows the jitter-averaged truth
-    (dict(jitter=0.5, drift=(-2.0, 3.0)), 0.06, 0.02),
-])
+@pytest.mark.parametrize(
+    "kw,bound,bound_x",
+    [
+        (dict(drift=(4.0, -2.5), flyback=(1.0, 15.0)), 0.005, 0.005),
+        # row jitter tears columns; a symmetric fit then also moves in y by ~0.03 px (estimator
+        # effect: x-jitter shifts nothing in y), while x follows the jitter-averaged truth
+        (dict(jitter=0.5, drift=(-2.0, 3.0)), 0.06, 0.02),
+    ],
+)
 def test_scan_distortion_positions_are_where_columns_appear(kw, bound, bound_x):
     """With scan distortions, the truth positions (x, y) are where a fit finds the columns;
     x_sample, y_sample keep the undistorted lattice."""
@@ -159,8 +180,9 @@ def test_scan_distortion_positions_are_where_columns_appear(kw, bound, bound_x):
     assert not np.allclose(cols.x, cols.x_sample)
     img = res.image.data.astype(np.float64)
     sr = cols.query("species == 'Sr' and x > 8 and x < 119 and y > 8 and y < 119")
-    d = np.array([np.subtract(_fit_centre(img, row.x, row.y), (row.x, row.y))
-                  for _, row in sr.iterrows()])
+    d = np.array(
+        [np.subtract(_fit_centre(img, row.x, row.y), (row.x, row.y)) for _, row in sr.iterrows()]
+    )
     assert np.median(np.hypot(d[:, 0], d[:, 1])) < bound
     assert np.median(np.abs(d[:, 0])) < bound_x
     assert res.truth.parameters["scan_distortion"]["drift"] == kw["drift"]
@@ -171,8 +193,18 @@ def test_metadata_records_parameters():
     meta = res.image.metadata
     assert meta["kind"] == "simulated"
     sim = meta["simulation"]
-    for key in ("zone", "period_nm", "thickness", "pixel_size_nm", "imaging", "probe_fwhm_nm",
-                "noise", "seed", "rotation_deg", "shift_px"):
+    for key in (
+        "zone",
+        "period_nm",
+        "thickness",
+        "pixel_size_nm",
+        "imaging",
+        "probe_fwhm_nm",
+        "noise",
+        "seed",
+        "rotation_deg",
+        "shift_px",
+    ):
         assert key in sim
     assert sim["imaging"]["probe"]["voltage_V"] == 300e3
     assert res.image.pixel_size == (0.01, 0.01)

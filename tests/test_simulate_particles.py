@@ -16,8 +16,10 @@ def test_particle_frame_masks_and_table():
         assert areas[row.id] == row.area
         assert row.area_nm2 == pytest.approx(row.area * 0.18**2)
         # disk area ≈ π R² (pixel-centre sampling), unless cut by the border
-        if 3 * row.radius < row.x < 253 - 3 * row.radius and \
-                3 * row.radius < row.y < 253 - 3 * row.radius:
+        if (
+            3 * row.radius < row.x < 253 - 3 * row.radius
+            and 3 * row.radius < row.y < 253 - 3 * row.radius
+        ):
             assert row.area == pytest.approx(np.pi * row.radius**2, rel=0.15)
             # the true mask is centred on the particle
             yy, xx = np.nonzero(lab == row.id)
@@ -33,8 +35,9 @@ def test_particle_frame_masks_and_table():
 def test_fringes_need_resolution():
     with pytest.raises(ParameterError, match="fringes"):
         simulate_particles_frame(size=64, n_particles=2, fringes=True, pixel_size=0.18)
-    res = simulate_particles_frame(size=256, pixel_size=0.05, n_particles=3, radius=1.0,
-                                   fringes=True, counts=None, seed=2)
+    res = simulate_particles_frame(
+        size=256, pixel_size=0.05, n_particles=3, radius=1.0, fringes=True, counts=None, seed=2
+    )
     assert res.truth.fields["noise_free"].std() > 0
 
 

@@ -38,8 +38,9 @@ def test_parse_zone_forms():
             parse_zone(bad)
 
 
-@pytest.mark.parametrize("zone", [z for z in itertools.product(range(-3, 4), repeat=3)
-                                  if math.gcd(*z) == 1][::7])
+@pytest.mark.parametrize(
+    "zone", [z for z in itertools.product(range(-3, 4), repeat=3) if math.gcd(*z) == 1][::7]
+)
 def test_unimodular_basis(zone):
     m = unimodular_basis(zone)
     assert round(np.linalg.det(m)) == 1
@@ -54,8 +55,10 @@ def test_srtio3_001_columns_match_crystallography():
     assert set(p.species) == {"Sr", "Ti+O", "O"}
     tol = 1e-4  # nm = 1e-3 Å
     h = A_STO / 2
-    assert _match(p.sites[[i for i, s in enumerate(p.species) if s == "Sr"]], p.lattice,
-                  [(0, 0)]) < tol
+    assert (
+        _match(p.sites[[i for i, s in enumerate(p.species) if s == "Sr"]], p.lattice, [(0, 0)])
+        < tol
+    )
     assert _match(p.sites[[species["Ti+O"]]], p.lattice, [(h, h)]) < tol
     o = p.sites[[i for i, s in enumerate(p.species) if s == "O"]]
     assert _match(o, p.lattice, [(h, 0), (0, h)]) < tol
@@ -91,8 +94,12 @@ def test_si_110_dumbbells():
                 v -= np.rint(v)
                 d.append(np.linalg.norm(v @ p.lattice))
     assert min(d) == pytest.approx(A_SI / 4, abs=1e-4)  # 1e-3 Å
-    expected = [(0, 0), (0, A_SI / 4), (A_SI / (2 * math.sqrt(2)), A_SI / 2),
-                (A_SI / (2 * math.sqrt(2)), 3 * A_SI / 4)]
+    expected = [
+        (0, 0),
+        (0, A_SI / 4),
+        (A_SI / (2 * math.sqrt(2)), A_SI / 2),
+        (A_SI / (2 * math.sqrt(2)), 3 * A_SI / 4),
+    ]
     assert _match(p.sites, p.lattice, expected) < 1e-4
 
 

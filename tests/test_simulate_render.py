@@ -11,12 +11,15 @@ from atomscope.simulate.render import render_direct, splat
 PROBE = Probe()  # 300 kV, 25 mrad, 0.05 nm source: FWHM 0.063 nm
 
 
-@pytest.mark.parametrize("pixel_size,order,bound", [
-    (0.02, 5, 1.0e-3),   # FWHM 3.1 px (measured ~7e-4)
-    (0.02, 3, 5.0e-3),   # measured ~3e-3
-    (0.015, 5, 1.0e-4),  # FWHM 4.2 px (measured ~5e-5)
-    (0.015, 3, 1.0e-3),  # measured ~6e-4
-])
+@pytest.mark.parametrize(
+    "pixel_size,order,bound",
+    [
+        (0.02, 5, 1.0e-3),  # FWHM 3.1 px (measured ~7e-4)
+        (0.02, 3, 5.0e-3),  # measured ~3e-3
+        (0.015, 5, 1.0e-4),  # FWHM 4.2 px (measured ~5e-5)
+        (0.015, 3, 1.0e-3),  # measured ~6e-4
+    ],
+)
 def test_fast_renderer_matches_direct_evaluation(pixel_size, order, bound):
     """The B-spline splat + FFT renderer against an exact non-uniform DFT on a periodic canvas;
     the error is measured relative to the image peak."""
@@ -39,8 +42,9 @@ def test_total_intensity_conserved():
     one = render_columns([[40.3, 39.7]], [5.0], (81, 81), PROBE, pixel_size=0.02)
     assert one.sum(dtype=np.float64) == pytest.approx(5.0, rel=0.02)
     # Debye-Waller blur groups conserve the total too
-    blurred = render_columns(xy, w, (64, 64), PROBE, pixel_size=0.02, margin=0,
-                             blur=rng.uniform(0, 1.0, 40))
+    blurred = render_columns(
+        xy, w, (64, 64), PROBE, pixel_size=0.02, margin=0, blur=rng.uniform(0, 1.0, 40)
+    )
     assert blurred.sum(dtype=np.float64) == pytest.approx(w.sum(), rel=1e-5)
 
 
@@ -51,8 +55,8 @@ def test_splat_sum_and_wrap():
 
 
 def _gauss_fit(img: np.ndarray, c: int, r: int, half: int = 4) -> tuple[float, float]:
-    yy, xx = np.mgrid[r - half:r + half + 1, c - half:c + half + 1]
-    data = img[r - half:r + half + 1, c - half:c + half + 1].astype(np.float64)
+    yy, xx = np.mgrid[r - half : r + half + 1, c - half : c + half + 1]
+    data = img[r - half : r + half + 1, c - half : c + half + 1].astype(np.float64)
 
     def res(q):
         a, x, y, s, b = q

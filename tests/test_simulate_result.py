@@ -13,8 +13,13 @@ def test_save_writes_calibrated_files(tmp_path):
     res = simulate_haadf("SrTiO3", size=64, pixel_size=0.0173, counts=20, seed=1)
     out = res.save(tmp_path / "sim")
     names = {p.name for p in out.iterdir()}
-    assert {"image.tif", "columns.csv", "mask_grain.tif", "truth.json",
-            "field_noise_free.tif"} <= names
+    assert {
+        "image.tif",
+        "columns.csv",
+        "mask_grain.tif",
+        "truth.json",
+        "field_noise_free.tif",
+    } <= names
     assert not any(n.startswith(".") for n in names)  # no temporary files left behind
     with tifffile.TiffFile(out / "image.tif") as tif:
         assert tif.imagej_metadata["unit"] == "nm"
@@ -46,8 +51,9 @@ def test_movie_saves_stack_and_uint16_labels(tmp_path):
 
 
 def test_simulate_to_dir(tmp_path):
-    out = simulate_to_dir("Au", tmp_path / "au", zone=(1, 1, 0), size=48, pixel_size=0.015,
-                          dose=1e4, seed=3)
+    out = simulate_to_dir(
+        "Au", tmp_path / "au", zone=(1, 1, 0), size=48, pixel_size=0.015, dose=1e4, seed=3
+    )
     assert (out / "image.tif").exists()
     summary = simulate_haadf("Au", zone=(1, 1, 0), size=48, pixel_size=0.015).summary()
     assert summary["n_columns"] > 0 and summary["zone"] == [1, 1, 0]

@@ -3,8 +3,21 @@ import pytest
 from atomscope.errors import MissingFileError, ParameterError
 from atomscope.simulate import builtin_structures, load_structure
 
-REQUIRED = ["SrTiO3", "BaTiO3", "YBa2Cu3O7", "Si", "GaAs", "CdTe", "Au", "Pt", "Cu", "Ni",
-            "MoS2", "graphene", "ZnO"]
+REQUIRED = [
+    "SrTiO3",
+    "BaTiO3",
+    "YBa2Cu3O7",
+    "Si",
+    "GaAs",
+    "CdTe",
+    "Au",
+    "Pt",
+    "Cu",
+    "Ni",
+    "MoS2",
+    "graphene",
+    "ZnO",
+]
 
 
 def test_builtins_present_and_sane():
@@ -12,8 +25,7 @@ def test_builtins_present_and_sane():
     for n in REQUIRED:
         assert n in names
     assert load_structure("SrTiO3").get_chemical_formula(mode="metal") == "SrTiO3"
-    assert load_structure("ybco").get_chemical_formula(mode="metal", empirical=True) == \
-        "Ba2Cu3YO7"
+    assert load_structure("ybco").get_chemical_formula(mode="metal", empirical=True) == "Ba2Cu3YO7"
     si = load_structure("Si")
     assert len(si) == 8 and si.cell.cellpar()[0] == pytest.approx(5.431)
     assert load_structure("MoS2").pbc.tolist() == [True, True, False]

@@ -28,8 +28,16 @@ def main() -> None:
     sublattice.refine_atom_positions_using_2d_gaussian(show_progressbar=False)
     t_gauss = time.perf_counter() - t0
     pos = np.stack([sublattice.x_position, sublattice.y_position], axis=1)
-    json.dump({"n_columns": len(xy), "com_s": t_com, "gauss_s": t_gauss,
-               "xy": pos.tolist(), "separation": separation}, open(out, "w"))
+    json.dump(
+        {
+            "n_columns": len(xy),
+            "com_s": t_com,
+            "gauss_s": t_gauss,
+            "xy": pos.tolist(),
+            "separation": separation,
+        },
+        open(out, "w"),
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,13 @@ import numpy as np
 
 
 def main() -> None:
-    path, n_expected, ds, n_calls, out = (sys.argv[1], float(sys.argv[2]), float(sys.argv[3]),
-                                          int(sys.argv[4]), sys.argv[5])
+    path, n_expected, ds, n_calls, out = (
+        sys.argv[1],
+        float(sys.argv[2]),
+        float(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+    )
     from scipy.spatial import cKDTree
     from skimage.feature import blob_log
     from skopt import gp_minimize
@@ -27,8 +32,14 @@ def main() -> None:
 
     def objective(params):
         threshold, overlap = params
-        blobs = blob_log(image, min_sigma=min_sigma, max_sigma=max_sigma, num_sigma=10,
-                         threshold=threshold, overlap=overlap)
+        blobs = blob_log(
+            image,
+            min_sigma=min_sigma,
+            max_sigma=max_sigma,
+            num_sigma=10,
+            threshold=threshold,
+            overlap=overlap,
+        )
         n = len(blobs)
         qc = abs(n - n_expected) / n_expected
         if n > 4:
@@ -39,11 +50,19 @@ def main() -> None:
         return qc + er
 
     t0 = time.perf_counter()
-    res = gp_minimize(objective, [(0.01, 0.5, "log-uniform"), (0.05, 0.95)], n_calls=n_calls,
-                      random_state=0)
+    res = gp_minimize(
+        objective, [(0.01, 0.5, "log-uniform"), (0.05, 0.95)], n_calls=n_calls, random_state=0
+    )
     wall = time.perf_counter() - t0
-    json.dump({"wall_s": wall, "n_calls": n_calls, "best": list(map(float, res.x)),
-               "best_value": float(res.fun)}, open(out, "w"))
+    json.dump(
+        {
+            "wall_s": wall,
+            "n_calls": n_calls,
+            "best": list(map(float, res.x)),
+            "best_value": float(res.fun),
+        },
+        open(out, "w"),
+    )
 
 
 if __name__ == "__main__":

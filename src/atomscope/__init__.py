@@ -11,15 +11,27 @@ from .io import load
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "AtomscopeError", "Micrograph", "Source", "as_micrograph", "load",
-           "find_atoms", "segment", "find_disorder", "match_image"]
+__all__ = [
+    "__version__",
+    "AtomscopeError",
+    "Micrograph",
+    "Source",
+    "as_micrograph",
+    "load",
+    "find_atoms",
+    "segment",
+    "find_disorder",
+    "match_image",
+]
 
 # analyses are imported on first use, so `import atomscope` (and the CLI) stays fast
-_LAZY = {"find_atoms": ("atomscope.atoms", "find_atoms"),
-         # the function; the subpackage is atomscope.segmentation
-         "segment": ("atomscope.segmentation", "segment"),
-         "find_disorder": ("atomscope.disorder", "find_disorder"),
-         "match_image": ("atomscope.match", "match_image")}
+_LAZY = {
+    "find_atoms": ("atomscope.atoms", "find_atoms"),
+    # the function; the subpackage is atomscope.segmentation
+    "segment": ("atomscope.segmentation", "segment"),
+    "find_disorder": ("atomscope.disorder", "find_disorder"),
+    "match_image": ("atomscope.match", "match_image"),
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,8 +24,19 @@ def progress(
     return iter(tqdm(iterable, desc=desc, total=total, unit=unit, dynamic_ncols=True, leave=False))
 
 
-def progress_bar(*, show_progress: bool = True, total: int | None = None, desc: str | None = None,
-                 unit: str = "it"):
+def progress_bar(
+    *,
+    show_progress: bool = True,
+    total: int | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+):
     """A manually updated bar (``bar.update(n)``), disabled when *show_progress* is false."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=not show_progress, dynamic_ncols=True,
-                leave=False)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not show_progress,
+        dynamic_ncols=True,
+        leave=False,
+    )

@@ -43,32 +43,45 @@ class Analysis:
 # Capabilities add their entry here when they land.
 ANALYSES: dict[str, Analysis] = {
     "particles": Analysis(
-        "particles", "atomscope.particles:analyze", "atomscope.particles:ParticleTable",
+        "particles",
+        "atomscope.particles:analyze",
+        "atomscope.particles:ParticleTable",
         "Nanoparticles of images and in-situ movies: segmented (classical recipe, U-Net or "
         "shallow CNN), measured in nm, tracked across frames with coalescence events",
-        table_file="particles.csv", labels_file="mask.tif",
+        table_file="particles.csv",
+        labels_file="mask.tif",
     ),
     "atoms": Analysis(
-        "atoms", "atomscope.atoms:find_atoms", "atomscope.atoms:AtomTable",
+        "atoms",
+        "atomscope.atoms:find_atoms",
+        "atomscope.atoms:AtomTable",
         "Every atomic column, sub-pixel, with detector parameters tuned by multi-objective "
         "Bayesian optimisation against physics rewards",
         table_file="atoms.csv",
     ),
     "segment": Analysis(
-        "segment", "atomscope.segmentation:segment", "atomscope.segmentation:Segmentation",
+        "segment",
+        "atomscope.segmentation:segment",
+        "atomscope.segmentation:Segmentation",
         "Unsupervised segmentation by local symmetry descriptors (translation, rotation, "
         "reflection, power spectrum): PCA, seeded k-means, labels at every pixel",
-        table_file="segments.csv", labels_file="labels.tif",
+        table_file="segments.csv",
+        labels_file="labels.tif",
     ),
     "disorder": Analysis(
-        "disorder", "atomscope.disorder:find_disorder", "atomscope.disorder:DisorderMap",
+        "disorder",
+        "atomscope.disorder:find_disorder",
+        "atomscope.disorder:DisorderMap",
         "Disordered and amorphous regions: Gaussian mixtures on atom-centred patches, threshold "
         "and covariance tuned by multi-objective Bayesian optimisation (compactness, perimeter, "
         "misfit rewards); per-atom scores and a per-pixel mask",
-        table_file="disorder.csv", labels_file="amorphous_mask.tif",
+        table_file="disorder.csv",
+        labels_file="amorphous_mask.tif",
     ),
     "match": Analysis(
-        "match", "atomscope.match:match_image", "atomscope.match:Ranking",
+        "match",
+        "atomscope.match:match_image",
+        "atomscope.match:Ranking",
         "Structure identification: (structure, zone axis) entries of a simulated library "
         "ranked by SSIM, EMD and MSE after FFT alignment (needs library=lib.h5)",
         table_file="ranking.csv",

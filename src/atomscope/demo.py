@@ -20,15 +20,25 @@ def simulate_demo_sample(seed: int = 0) -> dict[str, Any]:
     from .simulate import simulate_bicrystal, simulate_coarsening_movie
 
     bicrystal = simulate_bicrystal(
-        "SrTiO3", zone=(0, 0, 1), rotation=5.0, rotation2=35.0, boundary="stepped",
-        size=384, pixel_size=0.02, thickness=20, dose=2e4, amorphous=0.08, seed=seed,
+        "SrTiO3",
+        zone=(0, 0, 1),
+        rotation=5.0,
+        rotation2=35.0,
+        boundary="stepped",
+        size=384,
+        pixel_size=0.02,
+        thickness=20,
+        dose=2e4,
+        amorphous=0.08,
+        seed=seed,
     )
     movie = simulate_coarsening_movie(n_frames=12, size=256, pixel_size=0.18, seed=seed)
     return {"bicrystal": bicrystal, "movie": movie}
 
 
-def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool = True
-             ) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool = True
+) -> dict[str, Any]:
     """Simulate the demo sample into *out*, load it back, analyse it and write a summary.
 
     Returns a dict with ``lines`` (what to print) and the paths written.
@@ -58,9 +68,7 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
         f"simulated SrTiO3 [001] bicrystal {image.shape}, {image.pixel_size[0]:.3g} nm/px, "
         f"{len(sample['bicrystal'].truth.columns)} true columns"
     )
-    lines.append(
-        f"simulated nanoparticle movie {movie.shape}, {movie.pixel_size[0]:.3g} nm/px"
-    )
+    lines.append(f"simulated nanoparticle movie {movie.shape}, {movie.pixel_size[0]:.3g} nm/px")
 
     # atom finding on the bicrystal, checked against the simulator's truth
     from scipy.spatial import cKDTree
@@ -96,9 +104,11 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
     union = (true_amorphous | disorder.mask).sum()
     iou = float((true_amorphous & disorder.mask).sum() / union) if union else 1.0
     results["disorder (bicrystal)"] = disorder
-    lines.append(f"disorder: {100 * disorder.area_fraction:.1f} % amorphous in "
-                 f"{disorder.n_regions} region(s) (truth {100 * true_amorphous.mean():.1f} %, "
-                 f"IoU {iou:.2f}) in {disorder.timings.get('total', 0):.1f} s")
+    lines.append(
+        f"disorder: {100 * disorder.area_fraction:.1f} % amorphous in "
+        f"{disorder.n_regions} region(s) (truth {100 * true_amorphous.mean():.1f} %, "
+        f"IoU {iou:.2f}) in {disorder.timings.get('total', 0):.1f} s"
+    )
     notes.append(lines[-1])
 
     # the two grains: unsupervised symmetry segmentation, against the true grain map
@@ -112,8 +122,10 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
     grain = np.asarray(masks["grain"])
     accuracy = matched_accuracy(segments.labels, grain)
     results["segment (bicrystal)"] = segments
-    lines.append(f"segment: {segments.n_clusters} segments, {100 * accuracy:.1f} % of pixels "
-                 f"on the right grain in {time.perf_counter() - t_seg:.1f} s")
+    lines.append(
+        f"segment: {segments.n_clusters} segments, {100 * accuracy:.1f} % of pixels "
+        f"on the right grain in {time.perf_counter() - t_seg:.1f} s"
+    )
     notes.append(lines[-1])
 
     # the movie: particles measured in nm and tracked
@@ -124,10 +136,12 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
     written["particles"] = str(out / "particles")
     s = particles.summary()
     results["particles (movie)"] = particles
-    lines.append(f"particles: {s['count_first_frame']} → {s['count_last_frame']} particles, "
-                 f"mean diameter {s['mean_diameter_first_frame']:.2f} → "
-                 f"{s['mean_diameter_last_frame']:.2f} nm over {movie.n_frames} frames, "
-                 f"{s['n_tracks']} tracks")
+    lines.append(
+        f"particles: {s['count_first_frame']} → {s['count_last_frame']} particles, "
+        f"mean diameter {s['mean_diameter_first_frame']:.2f} → "
+        f"{s['mean_diameter_last_frame']:.2f} nm over {movie.n_frames} frames, "
+        f"{s['n_tracks']} tracks"
+    )
     notes.append(lines[-1])
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 9.2))
@@ -147,12 +161,15 @@ def run_demo(out: str | Path = "out/demo", *, seed: int = 0, show_progress: bool
     from .report.html import write_html
 
     report = write_html(
-        results, out / "report.html",
+        results,
+        out / "report.html",
         title="atomscope demo: simulated SrTiO3 bicrystal and nanoparticle movie",
-        inputs={"bicrystal": str(out / "sample" / "bicrystal" / "image.tif"),
-                "pixel size (nm)": list(image.pixel_size),
-                "movie": str(out / "sample" / "movie" / "image.tif"),
-                "movie frames": movie.n_frames},
+        inputs={
+            "bicrystal": str(out / "sample" / "bicrystal" / "image.tif"),
+            "pixel size (nm)": list(image.pixel_size),
+            "movie": str(out / "sample" / "movie" / "image.tif"),
+            "movie frames": movie.n_frames,
+        },
         notes=notes,
     )
     written["report.html"] = str(report)

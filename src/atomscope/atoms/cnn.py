@@ -32,9 +32,21 @@ from scipy.spatial import cKDTree
 from ..errors import ParameterError
 from .scale_space import in_region
 
-__all__ = ["TARGET_NN_PX", "MODEL_NAME", "PEAK_SMOOTHING_PX", "resample", "prepare_input",
-           "to_original", "to_resampled", "column_mask", "load_atom_model", "logit_map",
-           "probability_map", "find_peaks", "CNNCandidates"]
+__all__ = [
+    "TARGET_NN_PX",
+    "MODEL_NAME",
+    "PEAK_SMOOTHING_PX",
+    "resample",
+    "prepare_input",
+    "to_original",
+    "to_resampled",
+    "column_mask",
+    "load_atom_model",
+    "logit_map",
+    "probability_map",
+    "find_peaks",
+    "CNNCandidates",
+]
 
 #: nearest-neighbour column distance (px) the network sees
 TARGET_NN_PX = 9.0
@@ -70,8 +82,9 @@ def resample(image: np.ndarray, factor: float) -> tuple[np.ndarray, tuple[float,
     if (nh, nw) == (h, w):
         return img.copy(), (1.0, 1.0)
     t = torch.from_numpy(np.ascontiguousarray(img))[None, None]
-    out = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False,
-                        antialias=factor < 1)
+    out = F.interpolate(
+        t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=factor < 1
+    )
     return out[0, 0].numpy(), (nh / h, nw / w)
 
 
@@ -89,8 +102,9 @@ def to_original(xy: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
     return np.stack([(xy[:, 0] + 0.5) / fx - 0.5, (xy[:, 1] + 0.5) / fy - 0.5], axis=1)
 
 
-def prepare_input(image: np.ndarray, nn_px: float, *, target_nn: float = TARGET_NN_PX
-                  ) -> tuple[np.ndarray, tuple[float, float]]:
+def prepare_input(
+    image: np.ndarray, nn_px: float, *, target_nn: float = TARGET_NN_PX
+) -> tuple[np.ndarray, tuple[float, float]]:
     """What the network sees: resampled to *target_nn* px per column spacing, background
     removed, robustly scaled.
 
@@ -124,12 +138,17 @@ def column_mask(shape: tuple[int, int], xy: np.ndarray, radius: float) -> np.nda
     h, w = shape
     out = np.zeros((h, w), np.uint8)
     r = int(np.ceil(radius))
-    oy, ox = np.mgrid[-r:r + 1, -r:r + 1]
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
     for x, y in np.asarray(xy, float).reshape(-1, 2):
         cx, cy = int(round(x)), int(round(y))
         yy, xx = cy + oy, cx + ox
-        ok = ((xx - x) ** 2 + (yy - y) ** 2 <= radius**2) & (yy >= 0) & (yy < h) & (
-            xx >= 0) & (xx < w)
+        ok = (
+            ((xx - x) ** 2 + (yy - y) ** 2 <= radius**2)
+            & (yy >= 0)
+            & (yy < h)
+            & (xx >= 0)
+            & (xx < w)
+        )
         out[yy[ok], xx[ok]] = 1
     return out
 
@@ -168,8 +187,10 @@ def load_atom_model(model: Any = None, *, device: Any = None) -> tuple[Any, dict
         if cached is None:
             net, manifest = load_model(key[0], device=dev)
             if manifest.get("task") not in (None, "atoms"):
-                raise ParameterError(f"{Path(key[0]).name} is a {manifest.get('task')!r} model, "
-                                     "not an atom-column model")
+                raise ParameterError(
+                    f"{Path(key[0]).name} is a {manifest.get('task')!r} model, "
+                    "not an atom-column model"
+                )
             cached = (net, manifest)
             _CACHE[(*key, str(dev))] = cached
     return cached
@@ -179,8 +200,14 @@ def _target_nn(manifest: dict[str, Any]) -> float:
     return float((manifest.get("preprocessing") or {}).get("target_nn_px", TARGET_NN_PX))
 
 
-def logit_map(image: np.ndarray, nn_px: float, *, model: Any = None, device: Any = None,
-              n_threads: int | None = None) -> tuple[np.ndarray, tuple[float, float], float]:
+def logit_map(
+    image: np.ndarray,
+    nn_px: float,
+    *,
+    model: Any = None,
+    device: Any = None,
+    n_threads: int | None = None,
+) -> tuple[np.ndarray, tuple[float, float], float]:
     """Column logits at the network's scale.
 
     Returns
@@ -194,13 +221,20 @@ def logit_map(image: np.ndarray, nn_px: float, *, model: Any = None, device: Any
     net, manifest = load_atom_model(model, device=device)
     target = _target_nn(manifest)
     x, factors = prepare_input(image, nn_px, target_nn=target)
-    logits = predict_logits(net, x, tile=TILE_PX, overlap=OVERLAP_PX, pad=PAD_PX,
-                            device=device, n_threads=n_threads)
+    logits = predict_logits(
+        net, x, tile=TILE_PX, overlap=OVERLAP_PX, pad=PAD_PX, device=device, n_threads=n_threads
+    )
     return logits[0], factors, target
 
 
-def probability_map(image: np.ndarray, nn_px: float, *, model: Any = None,
-                    device: Any = None, n_threads: int | None = None) -> np.ndarray:
+def probability_map(
+    image: np.ndarray,
+    nn_px: float,
+    *,
+    model: Any = None,
+    device: Any = None,
+    n_threads: int | None = None,
+) -> np.ndarray:
     """Column probability per pixel of *image* (float32, same shape), for display and export.
 
     Parameters
@@ -218,13 +252,18 @@ def probability_map(image: np.ndarray, nn_px: float, *, model: Any = None,
     image = np.asarray(getattr(image, "data", image), np.float32)
     logits, _, _ = logit_map(image, nn_px, model=model, device=device, n_threads=n_threads)
     h, w = np.shape(image)
-    t = F.interpolate(torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None],
-                      size=(h, w), mode="bilinear", align_corners=False)
+    t = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None],
+        size=(h, w),
+        mode="bilinear",
+        align_corners=False,
+    )
     return torch.sigmoid(t)[0, 0].numpy()
 
 
-def find_peaks(logits: np.ndarray, *, min_distance: float, floor: float = 0.05,
-               smooth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def find_peaks(
+    logits: np.ndarray, *, min_distance: float, floor: float = 0.05, smooth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Columns of a logit map: 3 × 3 local maxima whose probability is at least *floor*,
     thinned so that no two lie closer than *min_distance* px (the weaker goes), with a
     probability-weighted sub-pixel centroid over the 3 × 3 neighbourhood.
@@ -247,8 +286,7 @@ def find_peaks(logits: np.ndarray, *, min_distance: float, floor: float = 0.05,
     """
     z = np.asarray(logits, np.float32)
     if smooth > 0:
-        p = ndi.gaussian_filter(1.0 / (1.0 + np.exp(-z.astype(np.float64))), smooth,
-                                mode="nearest")
+        p = ndi.gaussian_filter(1.0 / (1.0 + np.exp(-z.astype(np.float64))), smooth, mode="nearest")
         p = np.clip(p, 1e-7, 1 - 1e-7)
         z = np.log(p / (1.0 - p)).astype(np.float32)
     h, w = z.shape
@@ -287,8 +325,9 @@ def find_peaks(logits: np.ndarray, *, min_distance: float, floor: float = 0.05,
     return xy, resp
 
 
-def _column_sigma(image: np.ndarray, xy: np.ndarray, sigmas: np.ndarray,
-                  max_columns: int = 200) -> float:
+def _column_sigma(
+    image: np.ndarray, xy: np.ndarray, sigmas: np.ndarray, max_columns: int = 200
+) -> float:
     """Typical column width (px): the scale of the largest scale-normalised LoG response,
     median over up to *max_columns* columns (what the scale-space detectors report)."""
     sigmas = np.asarray(sigmas, float)
@@ -296,11 +335,10 @@ def _column_sigma(image: np.ndarray, xy: np.ndarray, sigmas: np.ndarray,
         return float(np.median(sigmas)) if len(sigmas) else 1.0
     img = np.asarray(image, np.float32)
     h, w = img.shape
-    sel = xy if len(xy) <= max_columns else xy[np.linspace(0, len(xy) - 1, max_columns
-                                                             ).astype(int)]
+    sel = xy if len(xy) <= max_columns else xy[np.linspace(0, len(xy) - 1, max_columns).astype(int)]
     r = int(np.ceil(3 * float(sigmas.max())))
     pad = np.pad(img, r, mode="reflect")
-    oy, ox = np.mgrid[-r:r + 1, -r:r + 1]
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1]
     c = np.clip(np.rint(sel).astype(int), 0, [w - 1, h - 1])
     patches = pad[(c[:, 1] + r)[:, None, None] + oy, (c[:, 0] + r)[:, None, None] + ox]
     r2 = (ox**2 + oy**2).ravel().astype(np.float32)
@@ -328,8 +366,7 @@ class CNNCandidates:
     def __init__(self, image: np.ndarray, setup: Any) -> None:
         model = getattr(setup, "model", None)
         device = getattr(setup, "device", None)
-        logits, factors, target = logit_map(image, setup.nn_distance, model=model,
-                                            device=device)
+        logits, factors, target = logit_map(image, setup.nn_distance, model=model, device=device)
         xy_r, resp = find_peaks(logits, min_distance=0.35 * target, smooth=PEAK_SMOOTHING_PX)
         self.factors = factors
         self.cand_xy = to_original(xy_r, factors)
@@ -337,14 +374,21 @@ class CNNCandidates:
         sigma = _column_sigma(image, self.cand_xy[resp > 0.5], np.asarray(setup.sigmas))
         self.cand_sigma = np.full(len(resp), sigma)
         _, manifest = load_atom_model(model, device=device)
-        self.model_info = {"name": manifest.get("name"), "sha256": manifest.get("sha256"),
-                           "target_nn_px": target}
+        self.model_info = {
+            "name": manifest.get("name"),
+            "sha256": manifest.get("sha256"),
+            "target_nn_px": target,
+        }
 
-    def select(self, threshold: float = 0.5, overlap: float = 0.5,
-               min_sigma: float | None = None, max_sigma: float | None = None,
-               region: tuple[slice, slice] | None = None) -> np.ndarray:
+    def select(
+        self,
+        threshold: float = 0.5,
+        overlap: float = 0.5,
+        min_sigma: float | None = None,
+        max_sigma: float | None = None,
+        region: tuple[slice, slice] | None = None,
+    ) -> np.ndarray:
         """Indices of candidates whose peak probability exceeds *threshold* (in *region*);
         *overlap* and the sigma bounds are accepted for interface compatibility and unused
         (peaks are already thinned to one per column)."""
-        return np.flatnonzero((self.cand_response > threshold)
-                              & in_region(self.cand_xy, region))
+        return np.flatnonzero((self.cand_response > threshold) & in_region(self.cand_xy, region))

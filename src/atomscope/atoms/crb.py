@@ -56,8 +56,16 @@ def gaussian_column_crb(
     else:
         raise ValueError("noise must be 'poisson' or 'gaussian'")
     var = np.maximum(var, 1e-300)
-    jac = np.stack([amplitude * e * u / sigma**2, amplitude * e * v / sigma**2, e,
-                    amplitude * e * r2 / sigma**3, np.ones_like(e)], axis=1)
+    jac = np.stack(
+        [
+            amplitude * e * u / sigma**2,
+            amplitude * e * v / sigma**2,
+            e,
+            amplitude * e * r2 / sigma**3,
+            np.ones_like(e),
+        ],
+        axis=1,
+    )
     fisher = (jac / var[:, None]).T @ jac
     cov = np.linalg.inv(fisher)
     return float(np.sqrt(cov[0, 0] + cov[1, 1]))

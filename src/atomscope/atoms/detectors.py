@@ -19,8 +19,15 @@ from ..errors import ParameterError
 from ..optimize import Real, SearchSpace
 from .scale_space import ScaleSpace, in_region
 
-__all__ = ["Candidates", "Detector", "DETECTORS", "register_detector", "get_detector",
-           "LocalMaxima", "DetectorSetup"]
+__all__ = [
+    "Candidates",
+    "Detector",
+    "DETECTORS",
+    "register_detector",
+    "get_detector",
+    "LocalMaxima",
+    "DetectorSetup",
+]
 
 
 class Candidates(Protocol):
@@ -30,9 +37,14 @@ class Candidates(Protocol):
     cand_sigma: np.ndarray
     cand_response: np.ndarray
 
-    def select(self, threshold: float, overlap: float = 0.5, min_sigma: float | None = None,
-               max_sigma: float | None = None,
-               region: tuple[slice, slice] | None = None) -> np.ndarray: ...
+    def select(
+        self,
+        threshold: float,
+        overlap: float = 0.5,
+        min_sigma: float | None = None,
+        max_sigma: float | None = None,
+        region: tuple[slice, slice] | None = None,
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -67,17 +79,22 @@ def _scale_space_space(setup: DetectorSetup) -> SearchSpace:
     # the paper tunes threshold and overlap; the smallest scale is added because it is what
     # separates columns from pixel noise at low dose. The largest scale stays at the top of the
     # range (columns are never wider than 0.4 of their spacing).
-    return SearchSpace([
-        Real("threshold", lo, hi, log=True),
-        Real("overlap", 0.05, 0.95),
-        Real("min_sigma", float(s[0]), mid),
-    ])
+    return SearchSpace(
+        [
+            Real("threshold", lo, hi, log=True),
+            Real("overlap", 0.05, 0.95),
+            Real("min_sigma", float(s[0]), mid),
+        ]
+    )
 
 
 def _scale_space_defaults(setup: DetectorSetup) -> dict[str, Any]:
     lo, hi = setup.threshold_range
-    return {"threshold": float(np.sqrt(lo * hi)), "overlap": 0.5,
-            "min_sigma": float(setup.sigmas[0])}
+    return {
+        "threshold": float(np.sqrt(lo * hi)),
+        "overlap": 0.5,
+        "min_sigma": float(setup.sigmas[0]),
+    }
 
 
 class LocalMaxima:
@@ -149,25 +166,38 @@ def get_detector(name: str) -> Detector:
     return DETECTORS[name]
 
 
-register_detector(Detector(
-    "log",
-    lambda img, setup: ScaleSpace(img, setup.sigmas, method="log",
-                                  floor=setup.threshold_range[0]),
-    _scale_space_space, _scale_space_defaults,
-    "Laplacian of Gaussian over a scale range (scale-normalised), 3-D local maxima, overlap "
-    "pruning",
-))
-register_detector(Detector(
-    "dog",
-    lambda img, setup: ScaleSpace(img, setup.sigmas, method="dog",
-                                  floor=setup.threshold_range[0]),
-    _scale_space_space, _scale_space_defaults,
-    "Difference of Gaussians (ratio 1.6) over a scale range",
-))
-register_detector(Detector(
-    "localmax", LocalMaxima, _localmax_space, _localmax_defaults,
-    "Local maxima of the image smoothed at the column scale, pruned by minimum distance",
-))
+register_detector(
+    Detector(
+        "log",
+        lambda img, setup: ScaleSpace(
+            img, setup.sigmas, method="log", floor=setup.threshold_range[0]
+        ),
+        _scale_space_space,
+        _scale_space_defaults,
+        "Laplacian of Gaussian over a scale range (scale-normalised), 3-D local maxima, overlap "
+        "pruning",
+    )
+)
+register_detector(
+    Detector(
+        "dog",
+        lambda img, setup: ScaleSpace(
+            img, setup.sigmas, method="dog", floor=setup.threshold_range[0]
+        ),
+        _scale_space_space,
+        _scale_space_defaults,
+        "Difference of Gaussians (ratio 1.6) over a scale range",
+    )
+)
+register_detector(
+    Detector(
+        "localmax",
+        LocalMaxima,
+        _localmax_space,
+        _localmax_defaults,
+        "Local maxima of the image smoothed at the column scale, pruned by minimum distance",
+    )
+)
 
 
 # -- learned detector (atomscope.atoms.cnn; torch is imported only when it is used) ----------
@@ -187,9 +217,14 @@ def _cnn_defaults(setup: DetectorSetup) -> dict[str, Any]:
     return {"threshold": 0.5}
 
 
-register_detector(Detector(
-    "cnn", _cnn_prepare, _cnn_space, _cnn_defaults,
-    "U-Net column-probability map trained on simulated images (shipped model atoms-unet); "
-    "peaks of the map at probability > 0.5, nothing tuned",
-    tunable=False,
-))
+register_detector(
+    Detector(
+        "cnn",
+        _cnn_prepare,
+        _cnn_space,
+        _cnn_defaults,
+        "U-Net column-probability map trained on simulated images (shipped model atoms-unet); "
+        "peaks of the map at probability > 0.5, nothing tuned",
+        tunable=False,
+    )
+)

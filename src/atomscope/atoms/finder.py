@@ -38,9 +38,23 @@ from .table import AtomTable
 
 __all__ = ["find_atoms", "lattice_support", "parse_lattice"]
 
-_COLUMNS = ["x", "y", "x_nm", "y_nm", "intensity", "amplitude", "sigma", "sigma_nm",
-            "background", "residual", "uncertainty", "uncertainty_nm", "sublattice", "response",
-            "window"]
+_COLUMNS = [
+    "x",
+    "y",
+    "x_nm",
+    "y_nm",
+    "intensity",
+    "amplitude",
+    "sigma",
+    "sigma_nm",
+    "background",
+    "residual",
+    "uncertainty",
+    "uncertainty_nm",
+    "sublattice",
+    "response",
+    "window",
+]
 
 
 def parse_lattice(lattice: Any, pixel_size: float | None) -> tuple[float, float] | None:
@@ -69,8 +83,14 @@ def parse_lattice(lattice: Any, pixel_size: float | None) -> tuple[float, float]
     return a, b
 
 
-def structure_density(structure: Any, zone: Any, pixel_size: float | None, *, dark: bool,
-                      min_relative_intensity: float) -> float:
+def structure_density(
+    structure: Any,
+    zone: Any,
+    pixel_size: float | None,
+    *,
+    dark: bool,
+    min_relative_intensity: float,
+) -> float:
     """Visible columns per px² of a structure projected along a zone axis.
 
     In HAADF (bright columns) a column is visible when its Z^1.7 weight is at least
@@ -85,8 +105,9 @@ def structure_density(structure: Any, zone: Any, pixel_size: float | None, *, da
 
     cell = projected_cell(structure, zone=zone if zone is not None else (0, 0, 1))
     weights = np.array([site["weight_per_period"] for site in cell["sites"]], dtype=float)
-    visible = np.ones(len(weights), bool) if dark else (
-        weights >= min_relative_intensity * weights.max())
+    visible = (
+        np.ones(len(weights), bool) if dark else (weights >= min_relative_intensity * weights.max())
+    )
     return float(visible.sum()) / cell["cell_area_nm2"] * pixel_size**2
 
 
@@ -98,8 +119,13 @@ def lattice_support(image: np.ndarray, lattice: Lattice) -> np.ndarray:
 
 
 def _empty(mg: Micrograph, message: str, method: str, **kw: Any) -> AtomTable:
-    return AtomTable(pd.DataFrame({c: pd.Series(dtype=float) for c in _COLUMNS}), mg,
-                     method=method, message=message, **kw)
+    return AtomTable(
+        pd.DataFrame({c: pd.Series(dtype=float) for c in _COLUMNS}),
+        mg,
+        method=method,
+        message=message,
+        **kw,
+    )
 
 
 class _Objective:
@@ -110,9 +136,17 @@ class _Objective:
     are found or missed at random and would bias the count reward.
     """
 
-    def __init__(self, cands, lattice: Lattice, n_expected: float, ds_threshold: float,
-                 rewards: tuple[str, ...], region: tuple[slice, slice] | None,
-                 interior: tuple[float, float, float, float], misfit: SiteMisfit | None = None):
+    def __init__(
+        self,
+        cands,
+        lattice: Lattice,
+        n_expected: float,
+        ds_threshold: float,
+        rewards: tuple[str, ...],
+        region: tuple[slice, slice] | None,
+        interior: tuple[float, float, float, float],
+        misfit: SiteMisfit | None = None,
+    ):
         self.cands = cands
         self.lattice = lattice
         self.n_expected = max(n_expected, 1e-9)
@@ -136,12 +170,20 @@ class _Objective:
             self.count_tolerance = perimeter * lattice.density_px / self.n_expected
             sites = misfit.sites
             x0, x1, y0, y1 = interior
-            inside = (sites[:, 0] >= x0) & (sites[:, 0] <= x1) & (sites[:, 1] >= y0) & (
-                sites[:, 1] <= y1)
+            inside = (
+                (sites[:, 0] >= x0)
+                & (sites[:, 0] <= x1)
+                & (sites[:, 1] >= y0)
+                & (sites[:, 1] <= y1)
+            )
             if region is not None:
                 rs, cs = region
-                inside &= (sites[:, 1] >= rs.start) & (sites[:, 1] < rs.stop) & (
-                    sites[:, 0] >= cs.start) & (sites[:, 0] < cs.stop)
+                inside &= (
+                    (sites[:, 1] >= rs.start)
+                    & (sites[:, 1] < rs.stop)
+                    & (sites[:, 0] >= cs.start)
+                    & (sites[:, 0] < cs.stop)
+                )
             self.site_inner = inside
 
     def select(self, params: dict[str, Any]) -> np.ndarray:
@@ -164,8 +206,9 @@ class _Objective:
                 else:
                     out.append(0.0)
             elif r == "irregularity":
-                out.append(irregularity(xy, self.lattice, ideal_vectors=self.ideal_vectors,
-                                        tree=tree))
+                out.append(
+                    irregularity(xy, self.lattice, ideal_vectors=self.ideal_vectors, tree=tree)
+                )
             elif r == "misfit":
                 out.append(self.misfit(xy, inner, self.site_inner, self.n_expected))
         return out
@@ -180,8 +223,9 @@ def _windows(shape: tuple[int, int], window: int) -> list[tuple[slice, slice]]:
     nx = max(1, round(w / window))
     ys = np.linspace(0, h, ny + 1).round().astype(int)
     xs = np.linspace(0, w, nx + 1).round().astype(int)
-    return [(slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1]))
-            for i in range(ny) for j in range(nx)]
+    return [
+        (slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])) for i in range(ny) for j in range(nx)
+    ]
 
 
 def _prune_across(cands, idx: np.ndarray, overlaps: np.ndarray) -> np.ndarray:
@@ -316,23 +360,39 @@ def find_atoms(
             raise ParameterError(f"unknown reward {r!r}; use {', '.join(REWARDS)}")
     if choice not in ("euclidean", "chebyshev"):
         raise ParameterError("choice must be 'euclidean' or 'chebyshev'")
-    settings = {"method": method, "dark": dark, "optimize": optimize, "window": window,
-                "refine": refine, "rewards": list(rewards), "choice": choice, "seed": seed}
+    settings = {
+        "method": method,
+        "dark": dark,
+        "optimize": optimize,
+        "window": window,
+        "refine": refine,
+        "rewards": list(rewards),
+        "choice": choice,
+        "seed": seed,
+    }
     raw = mg.data.astype(np.float32)
     if float(raw.max() - raw.min()) <= 1e-12 * max(1.0, float(abs(raw).max())):
-        return _empty(mg, "The image is constant: there are no columns to find.", method,
-                      settings=settings)
+        return _empty(
+            mg, "The image is constant: there are no columns to find.", method, settings=settings
+        )
     work = -raw if dark else raw
     norm = normalise_image(work)
     ps = mg.pixel_size_nm
 
     # lattice: given lengths, structure projection, or estimated from the image
     t0 = time.perf_counter()
-    lengths = parse_lattice(lattice, ps) if lattice is not None and not isinstance(
-        lattice, Lattice) else None
-    density_px = (structure_density(structure, zone, ps, dark=dark,
-                                    min_relative_intensity=min_relative_intensity)
-                  if structure is not None else None)
+    lengths = (
+        parse_lattice(lattice, ps)
+        if lattice is not None and not isinstance(lattice, Lattice)
+        else None
+    )
+    density_px = (
+        structure_density(
+            structure, zone, ps, dark=dark, min_relative_intensity=min_relative_intensity
+        )
+        if structure is not None
+        else None
+    )
     if isinstance(lattice, Lattice):
         lat = lattice
     elif min(norm.shape) < 32 and expected_count is None:
@@ -341,43 +401,59 @@ def find_atoms(
             f"The image is only {norm.shape[0]}×{norm.shape[1]} px: too small to estimate a "
             "lattice (it needs several unit cells, at least 32 px). Give lattice= or "
             "expected_count=, or analyse a larger field.",
-            method, settings=settings, timings={"total": time.perf_counter() - t_start},
+            method,
+            settings=settings,
+            timings={"total": time.perf_counter() - t_start},
         )
     else:
         try:
-            lat = estimate_lattice(norm, pixel_size=ps, lengths_px=lengths,
-                                   min_relative_intensity=min_relative_intensity)
+            lat = estimate_lattice(
+                norm,
+                pixel_size=ps,
+                lengths_px=lengths,
+                min_relative_intensity=min_relative_intensity,
+            )
         except ParameterError as exc:
             if expected_count is None:
                 return _empty(
                     mg,
-                    f"{exc} (If the image does hold columns, give lattice= or "
-                    "expected_count=.)",
-                    method, settings=settings,
+                    f"{exc} (If the image does hold columns, give lattice= or expected_count=.)",
+                    method,
+                    settings=settings,
                     timings={"total": time.perf_counter() - t_start},
                 )
             # a user count without a lattice: a square lattice of the implied density
             area = float(np.prod(norm.shape))
             a = math.sqrt(area / expected_count)
-            lat = Lattice(np.array([[a, 0.0], [0.0, a]]), pixel_size=ps, confidence=0.0,
-                          source="expected_count")
+            lat = Lattice(
+                np.array([[a, 0.0], [0.0, a]]),
+                pixel_size=ps,
+                confidence=0.0,
+                source="expected_count",
+            )
     if density_px is None:
         density_px = lat.density_px
     timings["lattice"] = time.perf_counter() - t0
-    if (lat.confidence < 0.2 and lattice is None and structure is None
-            and expected_count is None):
+    if lat.confidence < 0.2 and lattice is None and structure is None and expected_count is None:
         return _empty(
             mg,
             f"No clear lattice in this image (confidence {lat.confidence:.2f}): it looks like "
             "noise or an amorphous region. Give lattice= or expected_count= to search anyway.",
-            method, lattice=lat, settings=settings,
+            method,
+            lattice=lat,
+            settings=settings,
             timings={**timings, "total": time.perf_counter() - t_start},
         )
     nn = lat.nn_distance_px
     if nn < 2.0:
-        return _empty(mg, f"Columns are {nn:.2f} px apart: too finely sampled to resolve. "
-                      "Use a higher magnification or a smaller pixel size.", method,
-                      lattice=lat, settings=settings)
+        return _empty(
+            mg,
+            f"Columns are {nn:.2f} px apart: too finely sampled to resolve. "
+            "Use a higher magnification or a smaller pixel size.",
+            method,
+            lattice=lat,
+            settings=settings,
+        )
 
     support = lattice_support(norm, lat)
     support_area = float(support.sum())
@@ -387,8 +463,9 @@ def find_atoms(
     sig_lo = max(0.7, 0.06 * nn)
     sig_hi = max(sig_lo * 1.5, 0.4 * nn)
     sigmas = np.geomspace(sig_lo, sig_hi, 10)
-    setup = DetectorSetup(sigmas=sigmas, threshold_range=(0.01, 0.5), nn_distance=nn,
-                          model=model, device=device)
+    setup = DetectorSetup(
+        sigmas=sigmas, threshold_range=(0.01, 0.5), nn_distance=nn, model=model, device=device
+    )
     cands = detector.prepare(norm, setup)
     if getattr(cands, "model_info", None):  # learned detectors: which network was used
         settings["model"] = cands.model_info
@@ -416,7 +493,7 @@ def find_atoms(
     interior = (margin, w - 1 - margin, margin, h - 1 - margin)
     inner_support = np.zeros_like(support)
     m0 = int(np.ceil(margin))
-    inner_support[m0:h - m0, m0:w - m0] = support[m0:h - m0, m0:w - m0]
+    inner_support[m0 : h - m0, m0 : w - m0] = support[m0 : h - m0, m0 : w - m0]
     misfit = None
     if "misfit" in rewards:
         # register the ideal lattice once, on a detection with the default parameters
@@ -424,24 +501,36 @@ def find_atoms(
         misfit = SiteMisfit(lat, cands.cand_xy[ref_idx], (h, w), support)
     for k, region in enumerate(regions):
         area = float(inner_support[region].sum() if region is not None else inner_support.sum())
-        n_exp = (expected_count * area / support_area if expected_count is not None
-                 else density_px * area)
-        objective = _Objective(cands, lat, n_exp, ds_threshold, tuple(rewards), region,
-                               interior, misfit)
+        n_exp = (
+            expected_count * area / support_area
+            if expected_count is not None
+            else density_px * area
+        )
+        objective = _Objective(
+            cands, lat, n_exp, ds_threshold, tuple(rewards), region, interior, misfit
+        )
         if optimize and n_exp >= 1 and detector.tunable:
             free = SearchSpace([d for d in space.dimensions if d.name not in fixed])
             opt = minimize(
                 lambda p, obj=objective: obj({**fixed, **p}),
                 free,
-                objective_names=[{"count": "|QC|", "error": "ER", "irregularity": "irregularity",
-                                  "misfit": "misfit"}[r] for r in rewards],
+                objective_names=[
+                    {
+                        "count": "|QC|",
+                        "error": "ER",
+                        "irregularity": "irregularity",
+                        "misfit": "misfit",
+                    }[r]
+                    for r in rewards
+                ],
                 n_initial=n_initial,
                 n_iterations=n_iterations if region is None else max(2, n_iterations // 2),
                 seed=seed + k,
                 show_progress=show_progress,
                 device=device,
-                initial_params=[{n: v for n, v in detector.defaults(setup).items()
-                                 if n in free.names}],
+                initial_params=[
+                    {n: v for n, v in detector.defaults(setup).items() if n in free.names}
+                ],
                 # the rewards are all fractions of the expected count: one unit, no rescaling
                 # (rescaling to the front's span would let 0.1 % of ER weigh like 20 % of QC)
                 normalise=False,
@@ -453,8 +542,9 @@ def find_atoms(
         idx = objective.select(params)
         vals = objective.values(idx)
         chosen_params.append(params)
-        reward_values.append({"n_expected": n_exp, "n_found": int(len(idx)),
-                              **dict(zip(rewards, vals, strict=True))})
+        reward_values.append(
+            {"n_expected": n_exp, "n_found": int(len(idx)), **dict(zip(rewards, vals, strict=True))}
+        )
         chosen_idx.append(idx)
         chosen_overlap.append(np.full(len(idx), float(params.get("overlap", 0.5))))
         window_of.append(np.full(len(idx), k))
@@ -470,11 +560,17 @@ def find_atoms(
     sig = cands.cand_sigma[idx].astype(float)
     resp = cands.cand_response[idx].astype(float)
     if len(xy) == 0:
-        return _empty(mg, "No columns passed the chosen threshold.", method, lattice=lat,
-                      parameters=chosen_params[0] if len(chosen_params) == 1 else {},
-                      rewards=reward_values[0] if len(reward_values) == 1 else {},
-                      optimization=optimizations or None, settings=settings,
-                      timings={**timings, "total": time.perf_counter() - t_start})
+        return _empty(
+            mg,
+            "No columns passed the chosen threshold.",
+            method,
+            lattice=lat,
+            parameters=chosen_params[0] if len(chosen_params) == 1 else {},
+            rewards=reward_values[0] if len(reward_values) == 1 else {},
+            optimization=optimizations or None,
+            settings=settings,
+            timings={**timings, "total": time.perf_counter() - t_start},
+        )
 
     # refinement on the image itself (inverted for dark columns), not the normalised copy
     t0 = time.perf_counter()
@@ -491,8 +587,7 @@ def find_atoms(
     if refine in ("gaussian", "elliptical"):
         # columns sit on the lattice: the typical width from the detector is a good start
         s0 = np.clip(sig, 0.5, radius / 2)
-        fit = fit_gaussians(work, xy, radius=radius, sigma0=s0,
-                            elliptical=(refine == "elliptical"))
+        fit = fit_gaussians(work, xy, radius=radius, sigma0=s0, elliptical=(refine == "elliptical"))
         xy = fit.xy
         amplitude = fit.amplitude
         sigma_px = fit.sigma
@@ -505,11 +600,14 @@ def find_atoms(
         amplitude = work[r[:, 1], r[:, 0]].astype(float)
         intensity = amplitude * 2 * np.pi * sigma_px**2
     keep = _merge_duplicates(xy, np.nan_to_num(intensity, nan=-np.inf), 0.3 * nn)
-    inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (
-        xy[:, 1] <= h - 0.5)
+    inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= h - 0.5)
     keep = keep[inside[keep]]
-    xy, amplitude, sigma_px, background = xy[keep], amplitude[keep], sigma_px[keep], background[
-        keep]
+    xy, amplitude, sigma_px, background = (
+        xy[keep],
+        amplitude[keep],
+        sigma_px[keep],
+        background[keep],
+    )
     residual, uncertainty, intensity = residual[keep], uncertainty[keep], intensity[keep]
     resp, wins = resp[keep], wins[keep]
     timings["refinement"] = time.perf_counter() - t0
@@ -519,10 +617,17 @@ def find_atoms(
     timings["sublattices"] = time.perf_counter() - t0
 
     data = {
-        "x": xy[:, 0], "y": xy[:, 1],
-        "intensity": intensity, "amplitude": amplitude, "sigma": sigma_px,
-        "background": background, "residual": residual, "uncertainty": uncertainty,
-        "sublattice": sub.astype(int), "response": resp, "window": wins.astype(int),
+        "x": xy[:, 0],
+        "y": xy[:, 1],
+        "intensity": intensity,
+        "amplitude": amplitude,
+        "sigma": sigma_px,
+        "background": background,
+        "residual": residual,
+        "uncertainty": uncertainty,
+        "sublattice": sub.astype(int),
+        "response": resp,
+        "window": wins.astype(int),
     }
     if mg.pixel_size is not None:
         pr, pc = mg.pixel_size
@@ -541,8 +646,10 @@ def find_atoms(
         rewards_out = {"windows": reward_values}
     message = ""
     if lat.confidence < 0.3:
-        message = ("The lattice is faint in this image; the expected column count (and so the "
-                   "tuning) is uncertain. Give lattice= or expected_count= if known.")
+        message = (
+            "The lattice is faint in this image; the expected column count (and so the "
+            "tuning) is uncertain. Give lattice= or expected_count= if known."
+        )
         warnings.warn(message, stacklevel=2)
     return AtomTable(
         table=table.reset_index(drop=True),

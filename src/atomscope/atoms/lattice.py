@@ -102,13 +102,20 @@ class Lattice:
         """Columns expected in an area of *area_px* square pixels."""
         return self.density_px * area_px
 
-    def ideal_positions(self, shape: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0),
-                        margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def ideal_positions(
+        self, shape: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0), margin: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Ideal column positions (x, y) covering an image of *shape*, and their motif index."""
         h, w = shape
         inv = np.linalg.inv(self.vectors)
-        corners = np.array([[-margin, -margin], [w + margin, -margin], [-margin, h + margin],
-                            [w + margin, h + margin]]) - np.asarray(origin)
+        corners = np.array(
+            [
+                [-margin, -margin],
+                [w + margin, -margin],
+                [-margin, h + margin],
+                [w + margin, h + margin],
+            ]
+        ) - np.asarray(origin)
         frac = corners @ inv
         lo = np.floor(frac.min(axis=0)) - 1
         hi = np.ceil(frac.max(axis=0)) + 1
@@ -117,8 +124,12 @@ class Lattice:
         pts = (cells[:, None, :] + self.motif[None, :, :]).reshape(-1, 2) @ self.vectors
         pts = pts + np.asarray(origin)
         site = np.tile(np.arange(self.n_motif), len(cells))
-        keep = ((pts[:, 0] >= -margin) & (pts[:, 0] <= w - 1 + margin)
-                & (pts[:, 1] >= -margin) & (pts[:, 1] <= h - 1 + margin))
+        keep = (
+            (pts[:, 0] >= -margin)
+            & (pts[:, 0] <= w - 1 + margin)
+            & (pts[:, 1] >= -margin)
+            & (pts[:, 1] <= h - 1 + margin)
+        )
         return pts[keep], site[keep]
 
     def neighbour_distances(self, k: int = 4) -> np.ndarray:
@@ -243,8 +254,7 @@ def _reciprocal_basis(peaks: np.ndarray, prominence: np.ndarray) -> np.ndarray |
             continue
         basis = np.stack([g1, g2])
         hk = p @ np.linalg.inv(basis)
-        ok = (np.abs(hk - np.round(hk)).max(axis=1) < 0.1) & (np.abs(np.round(hk)).max(axis=1)
-                                                             <= 4)
+        ok = (np.abs(hk - np.round(hk)).max(axis=1) < 0.1) & (np.abs(np.round(hk)).max(axis=1) <= 4)
         results.append((float(wts[ok].sum()), cross, basis, ok))
     if not results:
         return None
@@ -317,8 +327,12 @@ def _acf_basis(v: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
     a = v[a_idx]
     b = None
     for bar in (0.8, 0.7, 0.6, 0.5):
-        cand = [k for k in np.flatnonzero(vals >= bar * vals[a_idx]) if k != a_idx
-                and abs(a[0] * v[k, 1] - a[1] * v[k, 0]) >= 0.5 * length[a_idx] * length[k]]
+        cand = [
+            k
+            for k in np.flatnonzero(vals >= bar * vals[a_idx])
+            if k != a_idx
+            and abs(a[0] * v[k, 1] - a[1] * v[k, 0]) >= 0.5 * length[a_idx] * length[k]
+        ]
         if cand:
             b = v[min(cand, key=lambda k: length[k])]
             break
@@ -337,8 +351,7 @@ def _acf_basis(v: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
     return reduce_basis(basis)
 
 
-def _superlattice(vectors: np.ndarray, peaks: np.ndarray, prominence: np.ndarray
-                  ) -> np.ndarray:
+def _superlattice(vectors: np.ndarray, peaks: np.ndarray, prominence: np.ndarray) -> np.ndarray:
     """A supercell when strong Fourier peaks sit at half-integer indices of the current cell.
 
     When two motif sites of different brightness (A and B of a perovskite) give autocorrelation
@@ -365,8 +378,9 @@ def _superlattice(vectors: np.ndarray, peaks: np.ndarray, prominence: np.ndarray
     return best
 
 
-def _refine_with_fourier(vectors: np.ndarray, peaks: np.ndarray, prominence: np.ndarray
-                         ) -> np.ndarray:
+def _refine_with_fourier(
+    vectors: np.ndarray, peaks: np.ndarray, prominence: np.ndarray
+) -> np.ndarray:
     """Least-squares refinement of a real-space basis with the Fourier peaks it indexes
     (sub-pixel peak positions in reciprocal space are more precise than autocorrelation
     maxima)."""
@@ -375,8 +389,11 @@ def _refine_with_fourier(vectors: np.ndarray, peaks: np.ndarray, prominence: np.
     recip = np.linalg.inv(vectors).T
     hk = peaks @ np.linalg.inv(recip)
     strong = prominence >= 8.0
-    ok = strong & (np.abs(hk - np.round(hk)).max(axis=1) < 0.12) & (
-        np.abs(np.round(hk)).max(axis=1) <= 6)
+    ok = (
+        strong
+        & (np.abs(hk - np.round(hk)).max(axis=1) < 0.12)
+        & (np.abs(np.round(hk)).max(axis=1) <= 6)
+    )
     if ok.sum() < 2:
         return vectors
     h_int = np.round(hk[ok])
@@ -390,8 +407,9 @@ def _refine_with_fourier(vectors: np.ndarray, peaks: np.ndarray, prominence: np.
     return refined
 
 
-def _fold_index(shape: tuple[int, int], vectors: np.ndarray, bins: int,
-                origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def _fold_index(
+    shape: tuple[int, int], vectors: np.ndarray, bins: int, origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """Flat (bins × bins) cell-bin index of every pixel (rows along b, columns along a)."""
     h, w = shape
     inv = np.linalg.inv(vectors)
@@ -404,8 +422,9 @@ def _fold_index(shape: tuple[int, int], vectors: np.ndarray, bins: int,
     return (ib * bins + ia).ravel()
 
 
-def _fold(values: np.ndarray, index: np.ndarray, bins: int, weights: np.ndarray | None
-          ) -> np.ndarray:
+def _fold(
+    values: np.ndarray, index: np.ndarray, bins: int, weights: np.ndarray | None
+) -> np.ndarray:
     wts = np.ones(index.size) if weights is None else weights.ravel().astype(np.float64)
     total = np.bincount(index, weights=values.ravel() * wts, minlength=bins * bins)
     count = np.bincount(index, weights=wts, minlength=bins * bins)
@@ -415,13 +434,20 @@ def _fold(values: np.ndarray, index: np.ndarray, bins: int, weights: np.ndarray 
     sm_count = ndi.gaussian_filter(count.reshape(bins, bins), 0.7, mode="wrap")
     if not (sm_count > 0).any():
         return np.zeros((bins, bins))
-    return np.where(sm_count > 1e-9 * sm_count.max(), sm_total / np.maximum(sm_count, 1e-300),
-                    float(total.sum() / max(count.sum(), 1e-300)))
+    return np.where(
+        sm_count > 1e-9 * sm_count.max(),
+        sm_total / np.maximum(sm_count, 1e-300),
+        float(total.sum() / max(count.sum(), 1e-300)),
+    )
 
 
-def fold_cell(image: np.ndarray, vectors: np.ndarray, bins: int = 32,
-              origin: tuple[float, float] = (0.0, 0.0), mask: np.ndarray | None = None
-              ) -> np.ndarray:
+def fold_cell(
+    image: np.ndarray,
+    vectors: np.ndarray,
+    bins: int = 32,
+    origin: tuple[float, float] = (0.0, 0.0),
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """Average the image over all unit cells: a (bins, bins) map on fractional coordinates
     (rows along b, columns along a), periodic."""
     img = np.asarray(image, dtype=np.float64)
@@ -429,10 +455,15 @@ def fold_cell(image: np.ndarray, vectors: np.ndarray, bins: int = 32,
     return _fold(img, index, bins, None if mask is None else mask.astype(np.float64))
 
 
-def _motif_from_cell(cell: np.ndarray, vectors: np.ndarray, min_relative: float,
-                     min_separation_px: float, smooth_px: float = 1.0,
-                     noise_cell: np.ndarray | None = None, min_snr: float = 6.0,
-                     ) -> tuple[np.ndarray, np.ndarray, float]:
+def _motif_from_cell(
+    cell: np.ndarray,
+    vectors: np.ndarray,
+    min_relative: float,
+    min_separation_px: float,
+    smooth_px: float = 1.0,
+    noise_cell: np.ndarray | None = None,
+    min_snr: float = 6.0,
+) -> tuple[np.ndarray, np.ndarray, float]:
     bins = cell.shape[0]
     a_len, b_len = np.hypot(vectors[:, 0], vectors[:, 1])
     # smooth by about one image pixel: averages the noise left in each bin without merging
@@ -482,8 +513,9 @@ def _motif_from_cell(cell: np.ndarray, vectors: np.ndarray, min_relative: float,
     return frac, heights, contrast
 
 
-def _directional_amplitude(spec: np.ndarray, shape: tuple[int, int], recip: np.ndarray,
-                           sigma: float) -> np.ndarray:
+def _directional_amplitude(
+    spec: np.ndarray, shape: tuple[int, int], recip: np.ndarray, sigma: float
+) -> np.ndarray:
     """Local amplitude of the lattice's Bragg components g1, g2, g1 ± g2: demodulating at g and
     smoothing over σ px is a Gaussian band-pass around g in Fourier space."""
     h, w = shape
@@ -492,13 +524,13 @@ def _directional_amplitude(spec: np.ndarray, shape: tuple[int, int], recip: np.n
     amplitude = np.zeros(shape, np.float64)
     for g in (recip[0], recip[1], recip[0] + recip[1], recip[0] - recip[1]):
         dk2 = (kx - g[0]) ** 2 + (ky - g[1]) ** 2
-        amplitude += np.abs(sfft.ifft2(spec * np.exp(-2 * np.pi**2 * sigma**2 * dk2),
-                                       workers=-1))
+        amplitude += np.abs(sfft.ifft2(spec * np.exp(-2 * np.pi**2 * sigma**2 * dk2), workers=-1))
     return amplitude
 
 
-def _ring_energy(spec: np.ndarray, shape: tuple[int, int], radii: list[float], sigma: float
-                 ) -> np.ndarray:
+def _ring_energy(
+    spec: np.ndarray, shape: tuple[int, int], radii: list[float], sigma: float
+) -> np.ndarray:
     """Local energy of an isotropic ring band-pass at the lattice's spatial frequencies: lattice
     at any orientation (a second grain) counts."""
     h, w = shape
@@ -512,8 +544,7 @@ def _ring_energy(spec: np.ndarray, shape: tuple[int, int], radii: list[float], s
     return ndi.gaussian_filter(band * band, sigma)
 
 
-def support_mask(image: np.ndarray, vectors: np.ndarray, min_fraction: float = 0.05
-                 ) -> np.ndarray:
+def support_mask(image: np.ndarray, vectors: np.ndarray, min_fraction: float = 0.05) -> np.ndarray:
     """Pixels that carry the lattice.
 
     The local amplitude of the lattice's Bragg components (g1, g2, g1 ± g2) measures how much
@@ -549,8 +580,9 @@ def support_mask(image: np.ndarray, vectors: np.ndarray, min_fraction: float = 0
     return ndi.binary_dilation(mask, iterations=max(1, int(0.5 * cell)))
 
 
-def lattice_from_lengths(a_px: float, b_px: float | None = None, angle_deg: float = 90.0,
-                         rotation_deg: float = 0.0) -> np.ndarray:
+def lattice_from_lengths(
+    a_px: float, b_px: float | None = None, angle_deg: float = 90.0, rotation_deg: float = 0.0
+) -> np.ndarray:
     """Basis vectors (px) of a lattice with given lengths, angle and in-plane rotation."""
     b_px = a_px if b_px is None else b_px
     th = math.radians(rotation_deg)
@@ -646,13 +678,15 @@ def estimate_lattice(
     cell = _fold(values, index, bins, m)
     # noise of the fold: half the difference of the folds of two random halves of the pixels
     half = np.random.default_rng(0).random(img.shape) < 0.5
-    noise_cell = 0.5 * (_fold(values, index, bins, m & half) - _fold(values, index, bins,
-                                                                      m & ~half))
+    noise_cell = 0.5 * (
+        _fold(values, index, bins, m & half) - _fold(values, index, bins, m & ~half)
+    )
     # two visible columns of one cell are at least ~0.3 of the shortest cell edge apart (Si or
     # GaAs [110] dumbbells: 0.35); closer maxima of the average are one smeared column
     nn_guess = 0.3 * min(a_len, b_len)
-    motif, heights, contrast = _motif_from_cell(cell, vectors, min_relative_intensity, nn_guess,
-                                                noise_cell=noise_cell)
+    motif, heights, contrast = _motif_from_cell(
+        cell, vectors, min_relative_intensity, nn_guess, noise_cell=noise_cell
+    )
     if len(motif) == 0:
         motif, heights = np.zeros((1, 2)), np.ones(1)
     # shift the motif so that the brightest site is at the origin

@@ -44,8 +44,9 @@ class NoiseModel:
         return np.maximum(v, floor)
 
 
-def noise_model_from_residuals(model: np.ndarray, resid: np.ndarray, n_bins: int = 16
-                               ) -> NoiseModel:
+def noise_model_from_residuals(
+    model: np.ndarray, resid: np.ndarray, n_bins: int = 16
+) -> NoiseModel:
     """Fit ``var = gain * I + var0`` to squared residuals binned by model intensity I.
 
     Medians of squared residuals (robust to outliers and to the odd misfit column) are
@@ -179,11 +180,14 @@ def refine_center_of_mass(
         # slope across the column does not pull the centre of mass)
         ones = ring.astype(np.float32)
         sx, sy = dx * ones, dy * ones
-        ata = np.stack([
-            np.stack([ones.sum(1), sx.sum(1), sy.sum(1)], -1),
-            np.stack([sx.sum(1), (sx * dx).sum(1), (sx * dy).sum(1)], -1),
-            np.stack([sy.sum(1), (sy * dx).sum(1), (sy * dy).sum(1)], -1),
-        ], axis=1) + 1e-9 * np.eye(3)
+        ata = np.stack(
+            [
+                np.stack([ones.sum(1), sx.sum(1), sy.sum(1)], -1),
+                np.stack([sx.sum(1), (sx * dx).sum(1), (sx * dy).sum(1)], -1),
+                np.stack([sy.sum(1), (sy * dx).sum(1), (sy * dy).sum(1)], -1),
+            ],
+            axis=1,
+        ) + 1e-9 * np.eye(3)
         rv = np.where(ring, vals, 0.0)
         atb = np.stack([rv.sum(1), (rv * dx).sum(1), (rv * dy).sum(1)], -1)
         coef = np.linalg.solve(ata, atb[..., None])[..., 0]
@@ -275,8 +279,7 @@ def _model(p: np.ndarray, win: _Windows, elliptical: bool, with_jac: bool = True
     f = ae + p[:, 6:7]
     if not with_jac:
         return f, None
-    return f, [ae * au_bv, ae * bu_cv, e, -0.5 * ae * u * u, -ae * u * v, -0.5 * ae * v * v,
-               None]
+    return f, [ae * au_bv, ae * bu_cv, e, -0.5 * ae * u * u, -ae * u * v, -0.5 * ae * v * v, None]
 
 
 def _normal_equations(jac: list, w: np.ndarray, r: np.ndarray):
@@ -305,8 +308,13 @@ def _valid_params(p: np.ndarray, elliptical: bool, max_sigma: float) -> np.ndarr
     if elliptical:
         a, b, c = p[:, 3], p[:, 4], p[:, 5]
         lim = 1.0 / max_sigma**2
-        return ((a > lim) & (c > lim) & (a * c - b * b > lim * lim * 0.01) & (p[:, 2] > 0)
-                & np.isfinite(p).all(1))
+        return (
+            (a > lim)
+            & (c > lim)
+            & (a * c - b * b > lim * lim * 0.01)
+            & (p[:, 2] > 0)
+            & np.isfinite(p).all(1)
+        )
     return (p[:, 3] > 0.3) & (p[:, 3] < max_sigma) & (p[:, 2] > 0) & np.isfinite(p).all(1)
 
 
@@ -344,8 +352,11 @@ def _lm(p, data, win, weights, elliptical, max_sigma, n_iter, *, start, max_shif
         rt = ft - data[active]
         ct = np.einsum("np,np->n", weights[active], rt * rt)
         shift = np.hypot(*(trial[:, :2] - start[active]).T)
-        ok = (ct <= cost[active]) & _valid_params(trial, elliptical, max_sigma) & (
-            shift <= max_shift)
+        ok = (
+            (ct <= cost[active])
+            & _valid_params(trial, elliptical, max_sigma)
+            & (shift <= max_shift)
+        )
         acc = active[ok]
         p[acc] = trial[ok]
         r[acc] = rt[ok]
@@ -366,9 +377,14 @@ def _lm(p, data, win, weights, elliptical, max_sigma, n_iter, *, start, max_shif
     return p, cost, jac, converged, it
 
 
-def render_gaussians(shape: tuple[int, int], xy: np.ndarray, amplitude: np.ndarray,
-                     precision: np.ndarray, reach: float = 4.0,
-                     max_radius: float | None = None) -> np.ndarray:
+def render_gaussians(
+    shape: tuple[int, int],
+    xy: np.ndarray,
+    amplitude: np.ndarray,
+    precision: np.ndarray,
+    reach: float = 4.0,
+    max_radius: float | None = None,
+) -> np.ndarray:
     """Sum of 2-D Gaussians (no background) on an image grid.
 
     *precision* is (N, 3): entries (a, b, c) of ``exp(-(a u² + 2 b u v + c v²) / 2)``. Each
@@ -451,16 +467,31 @@ def fit_gaussians(
     b = int(min(max_binning, max(1, np.floor(s_med / 1.6))))
     img = np.asarray(image, dtype=np.float64)
     if b < 2 or min(img.shape) < 8 * b:
-        return _fit_gaussians(img, xy, radius=radius, sigma0=sigma0, elliptical=elliptical,
-                              noise=noise, neighbour_passes=neighbour_passes, n_iter=n_iter)
+        return _fit_gaussians(
+            img,
+            xy,
+            radius=radius,
+            sigma0=sigma0,
+            elliptical=elliptical,
+            noise=noise,
+            neighbour_passes=neighbour_passes,
+            n_iter=n_iter,
+        )
     h, w = (img.shape[0] // b) * b, (img.shape[1] // b) * b
     binned = img[:h, :w].reshape(h // b, b, w // b, b).sum(axis=(1, 3))
     # block (i, j) covers pixels i*b … i*b+b-1: its centre is at i*b + (b-1)/2
     shift = (b - 1) / 2.0
     xy_b = (np.asarray(xy, dtype=np.float64) - shift) / b
-    fit = _fit_gaussians(binned, xy_b, radius=max(radius / b, 2.0),
-                         sigma0=np.asarray(sigma0, dtype=np.float64) / b, elliptical=elliptical,
-                         noise=None, neighbour_passes=neighbour_passes, n_iter=n_iter)
+    fit = _fit_gaussians(
+        binned,
+        xy_b,
+        radius=max(radius / b, 2.0),
+        sigma0=np.asarray(sigma0, dtype=np.float64) / b,
+        elliptical=elliptical,
+        noise=None,
+        neighbour_passes=neighbour_passes,
+        n_iter=n_iter,
+    )
     fit.xy = fit.xy * b + shift
     for name in ("sigma", "sigma_major", "sigma_minor", "uncertainty"):
         setattr(fit, name, getattr(fit, name) * b)
@@ -509,8 +540,18 @@ def _fit_gaussians(
     iterations = 0
     if noise is None:
         # unweighted first fit; its residuals give the noise model for the weighted fits
-        p, _, _, _, it = _lm(p, vals, win, valid.astype(np.float64), elliptical, max_sigma,
-                             min(n_iter, 12), start=start, max_shift=radius, tol=1e-2)
+        p, _, _, _, it = _lm(
+            p,
+            vals,
+            win,
+            valid.astype(np.float64),
+            elliptical,
+            max_sigma,
+            min(n_iter, 12),
+            start=start,
+            max_shift=radius,
+            tol=1e-2,
+        )
         iterations += it
         f, _ = _model(p, win, elliptical, with_jac=False)
         noise = noise_model_from_residuals(f[valid], (vals - f)[valid])
@@ -522,15 +563,23 @@ def _fit_gaussians(
         f, _ = _model(p, win, elliptical, with_jac=False)
         weights = np.where(valid, 1.0 / noise.variance(f + others), 0.0)
         p, cost, jac, converged, it = _lm(
-            p, data, win, weights, elliptical, max_sigma, n_iter, start=start,
+            p,
+            data,
+            win,
+            weights,
+            elliptical,
+            max_sigma,
+            n_iter,
+            start=start,
             max_shift=radius,
         )
         iterations += it
         if pass_no == neighbour_passes:
             break
         prec = _precision(p, elliptical)
-        full = render_gaussians(img.shape, p[:, :2] + centres, p[:, 2], prec,
-                                max_radius=2.0 * radius)
+        full = render_gaussians(
+            img.shape, p[:, :2] + centres, p[:, 2], prec, max_radius=2.0 * radius
+        )
         own, _ = _model(p, win, elliptical, with_jac=False)
         new_others = np.where(valid, win.sample(full) - (own - p[:, -1:]), 0.0)
         # neighbours that leave less than 1 % of a column's amplitude (or of the noise) in its
@@ -552,8 +601,9 @@ def _fit_gaussians(
     except np.linalg.LinAlgError:
         unc = np.full(n, np.nan)
     prec = _precision(p, elliptical)
-    mats = np.stack([np.stack([prec[:, 0], prec[:, 1]], -1),
-                     np.stack([prec[:, 1], prec[:, 2]], -1)], axis=1)
+    mats = np.stack(
+        [np.stack([prec[:, 0], prec[:, 1]], -1), np.stack([prec[:, 1], prec[:, 2]], -1)], axis=1
+    )
     evals, evecs = np.linalg.eigh(np.linalg.inv(mats))
     s_minor = np.sqrt(np.maximum(evals[:, 0], 0))
     s_major = np.sqrt(np.maximum(evals[:, 1], 0))

@@ -67,8 +67,13 @@ def ideal_neighbour_vectors(lattice: Lattice, radius: float) -> np.ndarray:
     return np.unique(np.round(np.concatenate(vecs), 6), axis=0)
 
 
-def irregularity(xy: np.ndarray, lattice: Lattice, tolerance: float = 0.25,
-                 ideal_vectors: np.ndarray | None = None, tree: cKDTree | None = None) -> float:
+def irregularity(
+    xy: np.ndarray,
+    lattice: Lattice,
+    tolerance: float = 0.25,
+    ideal_vectors: np.ndarray | None = None,
+    tree: cKDTree | None = None,
+) -> float:
     """Fraction of columns whose neighbour vectors do not fit the ideal lattice.
 
     For each column, every neighbour within 1.15 × the nearest-neighbour distance of the ideal
@@ -99,7 +104,7 @@ def irregularity(xy: np.ndarray, lattice: Lattice, tolerance: float = 0.25,
     # median mismatch per column via sorting within groups
     med = np.empty(len(starts))
     for g, (s, c) in enumerate(zip(starts, counts, strict=True)):
-        med[g] = np.median(mis2[s:s + c])
+        med[g] = np.median(mis2[s : s + c])
     irregular = np.ones(n, bool)
     irregular[both[starts]] = med > tolerance * nn
     return float(irregular.mean())
@@ -116,9 +121,15 @@ class SiteMisfit:
     misfit cannot.
     """
 
-    def __init__(self, lattice: Lattice, reference_xy: np.ndarray, shape: tuple[int, int],
-                 support: np.ndarray | None = None, tolerance: float = 0.3,
-                 tile_cells: int = 8):
+    def __init__(
+        self,
+        lattice: Lattice,
+        reference_xy: np.ndarray,
+        shape: tuple[int, int],
+        support: np.ndarray | None = None,
+        tolerance: float = 0.3,
+        tile_cells: int = 8,
+    ):
         from .sublattice import register_sites
 
         self.nn = lattice.nn_distance_px
@@ -131,8 +142,9 @@ class SiteMisfit:
         self.sites = sites
         self.tree = cKDTree(sites) if len(sites) else None
 
-    def __call__(self, xy: np.ndarray, inner: np.ndarray, site_inner: np.ndarray,
-                 n_expected: float) -> float:
+    def __call__(
+        self, xy: np.ndarray, inner: np.ndarray, site_inner: np.ndarray, n_expected: float
+    ) -> float:
         if self.tree is None:
             return 1.0
         if len(xy) == 0:

@@ -20,8 +20,9 @@ from ..errors import ParameterError
 __all__ = ["ScaleSpace", "Blobs", "normalise_image", "circle_overlap_fraction"]
 
 
-def normalise_image(image: np.ndarray,
-                    percentiles: tuple[float, float] = (0.1, 99.9)) -> np.ndarray:
+def normalise_image(
+    image: np.ndarray, percentiles: tuple[float, float] = (0.1, 99.9)
+) -> np.ndarray:
     """Scale to about [0, 1] by robust percentiles (outliers clipped), float32."""
     img = np.asarray(image, dtype=np.float32)
     lo, hi = np.percentile(img, percentiles)
@@ -48,9 +49,12 @@ def circle_overlap_fraction(d: np.ndarray, r1: np.ndarray, r2: np.ndarray) -> np
         dd, a, b = dd[part], a[part], b[part]
         c1 = np.clip((dd**2 + a**2 - b**2) / (2 * dd * a), -1, 1)
         c2 = np.clip((dd**2 + b**2 - a**2) / (2 * dd * b), -1, 1)
-        area = (a**2 * np.arccos(c1) + b**2 * np.arccos(c2)
-                - 0.5 * np.sqrt(np.clip((-dd + a + b) * (dd + a - b) * (dd - a + b)
-                                        * (dd + a + b), 0, None)))
+        area = (
+            a**2 * np.arccos(c1)
+            + b**2 * np.arccos(c2)
+            - 0.5
+            * np.sqrt(np.clip((-dd + a + b) * (dd + a - b) * (dd - a + b) * (dd + a + b), 0, None))
+        )
         out[part] = area / (np.pi * a**2)
     return out
 
@@ -61,8 +65,12 @@ def in_region(xy: np.ndarray, region: tuple[slice, slice] | None) -> np.ndarray:
         return np.ones(len(xy), bool)
     rs, cs = region
     x, y = xy[:, 0], xy[:, 1]
-    return ((y >= (rs.start or 0)) & (y < (rs.stop if rs.stop is not None else np.inf))
-            & (x >= (cs.start or 0)) & (x < (cs.stop if cs.stop is not None else np.inf)))
+    return (
+        (y >= (rs.start or 0))
+        & (y < (rs.stop if rs.stop is not None else np.inf))
+        & (x >= (cs.start or 0))
+        & (x < (cs.stop if cs.stop is not None else np.inf))
+    )
 
 
 def _max3x3(a: np.ndarray) -> np.ndarray:
@@ -163,7 +171,7 @@ class ScaleSpace:
                 # -(G(kσ) - G(σ)) ≈ (k - 1) σ² ∇²G: normalise to the LoG's scale
                 kernel = (g1 - g2) / np.float32(ratio - 1) * np.float32(2.0 / (ratio + 1))
             resp = sfft.irfft2(spec * kernel, s=(fh, fw), workers=-1)
-            out[i] = resp[pad:pad + h, pad:pad + w]
+            out[i] = resp[pad : pad + h, pad : pad + w]
         return out
 
     def _find_candidates(self, max_candidates: int) -> None:
@@ -189,12 +197,14 @@ class ScaleSpace:
                 peak &= st[lev] >= spatial[lev - 1]
             rows, cols = np.nonzero(peak)
             val = st[lev, rows, cols]
-            beats_below = (val >= spatial[lev - 1, rows, cols]) if lev > 0 else np.ones(
-                len(val), bool)
+            beats_below = (
+                (val >= spatial[lev - 1, rows, cols]) if lev > 0 else np.ones(len(val), bool)
+            )
             beats_above = np.ones(len(val), bool)
             parts.append((np.full(len(val), lev), rows, cols, val, beats_below, beats_above))
-        s_idx, rows, cols, resp, below, above = (np.concatenate(p) for p in zip(*parts,
-                                                                               strict=True))
+        s_idx, rows, cols, resp, below, above = (
+            np.concatenate(p) for p in zip(*parts, strict=True)
+        )
         if resp.size > max_candidates:
             keep = np.argpartition(resp, -max_candidates)[-max_candidates:]
             s_idx, rows, cols, resp = s_idx[keep], rows[keep], cols[keep], resp[keep]
@@ -241,8 +251,11 @@ class ScaleSpace:
         """
         lo = 0 if min_sigma is None else int(np.searchsorted(self.sigmas, min_sigma - 1e-9))
         lo = min(lo, self.min_levels - 1)
-        hi = (len(self.sigmas) - 1 if max_sigma is None
-              else int(np.searchsorted(self.sigmas, max_sigma + 1e-9, side="right")) - 1)
+        hi = (
+            len(self.sigmas) - 1
+            if max_sigma is None
+            else int(np.searchsorted(self.sigmas, max_sigma + 1e-9, side="right")) - 1
+        )
         lo = min(max(lo, 0), len(self.sigmas) - 1)
         hi = max(min(hi, len(self.sigmas) - 1), lo)
         return lo, hi
@@ -269,16 +282,27 @@ class ScaleSpace:
         """
         lo, hi = self.level_range(min_sigma, max_sigma)
         lev = self.cand_level
-        active = ((self.cand_response > threshold) & (lev >= lo) & (lev <= hi)
-                  & ((lev == lo) | self.cand_beats_below) & ((lev == hi) | self.cand_beats_above)
-                  & in_region(self.cand_xy, region))
+        active = (
+            (self.cand_response > threshold)
+            & (lev >= lo)
+            & (lev <= hi)
+            & ((lev == lo) | self.cand_beats_below)
+            & ((lev == hi) | self.cand_beats_above)
+            & in_region(self.cand_xy, region)
+        )
         if self.pair_i.size:
             both = active[self.pair_i] & active[self.pair_j] & (self.pair_overlap > overlap)
             active[self.pair_loser[both]] = False
         return np.flatnonzero(active)
 
-    def detect(self, threshold: float, overlap: float = 0.5, min_sigma: float | None = None,
-               max_sigma: float | None = None) -> Blobs:
+    def detect(
+        self,
+        threshold: float,
+        overlap: float = 0.5,
+        min_sigma: float | None = None,
+        max_sigma: float | None = None,
+    ) -> Blobs:
         idx = self.select(threshold, overlap, min_sigma, max_sigma)
-        return Blobs(self.cand_xy[idx].copy(), self.cand_sigma[idx].copy(),
-                     self.cand_response[idx].copy())
+        return Blobs(
+            self.cand_xy[idx].copy(), self.cand_sigma[idx].copy(), self.cand_response[idx].copy()
+        )

@@ -19,16 +19,23 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return np.clip((values - lo) / max(hi - lo, 1e-12), -0.5, 1.5)
 
 
-def _site_distances(frac: np.ndarray, origin: np.ndarray, motif: np.ndarray,
-                    metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _site_distances(
+    frac: np.ndarray, origin: np.ndarray, motif: np.ndarray, metric: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances (px) from each column to each motif site, and the wrapped offsets."""
     d = _wrap(frac[:, None, :] - origin - motif[None, :, :])
     return np.sqrt(np.einsum("nmi,ij,nmj->nm", d, metric, d)), d
 
 
-def _global_origin(frac: np.ndarray, inten: np.ndarray, motif: np.ndarray,
-                   motif_inten: np.ndarray, metric: np.ndarray, width: float,
-                   grid: int = 24) -> np.ndarray:
+def _global_origin(
+    frac: np.ndarray,
+    inten: np.ndarray,
+    motif: np.ndarray,
+    motif_inten: np.ndarray,
+    metric: np.ndarray,
+    width: float,
+    grid: int = 24,
+) -> np.ndarray:
     """The cell origin that puts the most columns on motif sites of similar brightness.
 
     Geometry alone cannot tell sites related by a translation apart (the A and B sites of a
@@ -43,8 +50,9 @@ def _global_origin(frac: np.ndarray, inten: np.ndarray, motif: np.ndarray,
         dist2 = np.einsum("tnmi,ij,tnmj->tnm", d, metric, d)
         match = np.exp(-0.5 * dist2 / width**2)
         if use_intensity:
-            match = match * np.exp(-0.5 * (inten[None, :, None] - motif_inten[None, None, :]) ** 2
-                                   / 0.2**2)
+            match = match * np.exp(
+                -0.5 * (inten[None, :, None] - motif_inten[None, None, :]) ** 2 / 0.2**2
+            )
         score = match.max(axis=2).sum(axis=1)
         k = int(np.argmax(score))
         if score[k] > best_score:
@@ -52,8 +60,14 @@ def _global_origin(frac: np.ndarray, inten: np.ndarray, motif: np.ndarray,
     return best
 
 
-def _mean_shift(frac: np.ndarray, origin: np.ndarray, motif: np.ndarray, metric: np.ndarray,
-                width: float, max_shift: np.ndarray) -> np.ndarray:
+def _mean_shift(
+    frac: np.ndarray,
+    origin: np.ndarray,
+    motif: np.ndarray,
+    metric: np.ndarray,
+    width: float,
+    max_shift: np.ndarray,
+) -> np.ndarray:
     """Refine an origin locally (it cannot jump to another site)."""
     start = origin.copy()
     for _ in range(6):
@@ -143,8 +157,9 @@ def _origins(xy: np.ndarray, intensity: np.ndarray, lattice: Lattice, tile_cells
     frac = xy @ np.linalg.inv(vectors)
     inten = _normalised(np.nan_to_num(np.asarray(intensity, dtype=float)))
     heights = np.asarray(lattice.motif_intensity, dtype=float)
-    motif_inten = (heights - heights.min()) / max(np.ptp(heights), 1e-12) if len(
-        heights) > 1 else np.ones(1)
+    motif_inten = (
+        (heights - heights.min()) / max(np.ptp(heights), 1e-12) if len(heights) > 1 else np.ones(1)
+    )
     n = len(xy)
     sample = np.linspace(0, n - 1, min(n, 600)).astype(int)
     origin = _global_origin(frac[sample] % 1.0, inten[sample], motif, motif_inten, metric, width)
@@ -160,8 +175,9 @@ def _origins(xy: np.ndarray, intensity: np.ndarray, lattice: Lattice, tile_cells
         if near.size < 6:
             local[key] = origin
             continue
-        o = _global_origin(frac[near] % 1.0, inten[near], motif, motif_inten, metric, width,
-                           grid=16)
+        o = _global_origin(
+            frac[near] % 1.0, inten[near], motif, motif_inten, metric, width, grid=16
+        )
         local[key] = _mean_shift(frac[near] % 1.0, o, motif, metric, width, np.full(2, 0.1))
     # refine the motif with the columns, each measured from its own tile's origin
     rel = np.empty_like(frac)
@@ -177,8 +193,14 @@ def _origins(xy: np.ndarray, intensity: np.ndarray, lattice: Lattice, tile_cells
     return origin, affine, tile, motif
 
 
-def _local_basis(xy: np.ndarray, frac_origin: np.ndarray, motif: np.ndarray,
-                 vectors: np.ndarray, width: float, iterations: int = 2):
+def _local_basis(
+    xy: np.ndarray,
+    frac_origin: np.ndarray,
+    motif: np.ndarray,
+    vectors: np.ndarray,
+    width: float,
+    iterations: int = 2,
+):
     """Least-squares lattice vectors and origin (px) of one tile: scan distortions change the
     lattice across the field, so each tile gets its own affine lattice."""
     origin_px = frac_origin @ vectors
@@ -199,15 +221,18 @@ def _local_basis(xy: np.ndarray, frac_origin: np.ndarray, motif: np.ndarray,
         design = np.hstack([np.ones((ok.sum(), 1)), ideal])
         sol, *_ = np.linalg.lstsq(design, xy[ok], rcond=None)
         new_basis = sol[1:]
-        if abs(np.linalg.det(new_basis)) < 0.5 * abs(np.linalg.det(vectors)) or np.abs(
-                new_basis - vectors).max() > 0.1 * np.abs(vectors).max():
+        if (
+            abs(np.linalg.det(new_basis)) < 0.5 * abs(np.linalg.det(vectors))
+            or np.abs(new_basis - vectors).max() > 0.1 * np.abs(vectors).max()
+        ):
             break
         origin_px, basis = sol[0], new_basis
     return origin_px, basis
 
 
-def _refine_motif(frac: np.ndarray, origin: np.ndarray, motif: np.ndarray, metric: np.ndarray,
-                  width: float) -> np.ndarray:
+def _refine_motif(
+    frac: np.ndarray, origin: np.ndarray, motif: np.ndarray, metric: np.ndarray, width: float
+) -> np.ndarray:
     """Move each motif site (but the first, which anchors the origin) to the mean position of
     the columns that sit on it: the unit-cell average places a faint site less precisely than
     the columns themselves do."""
@@ -223,8 +248,14 @@ def _refine_motif(frac: np.ndarray, origin: np.ndarray, motif: np.ndarray, metri
     return motif % 1.0
 
 
-def register_sites(lattice: Lattice, xy: np.ndarray, shape: tuple[int, int], *,
-                   intensity: np.ndarray | None = None, tile_cells: int = 8) -> np.ndarray:
+def register_sites(
+    lattice: Lattice,
+    xy: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    intensity: np.ndarray | None = None,
+    tile_cells: int = 8,
+) -> np.ndarray:
     """Ideal site positions (x, y) px covering an image, registered to found columns *xy*
     (one origin for the image, refined per tile of *tile_cells* cells)."""
     xy = np.asarray(xy, dtype=float)
@@ -241,7 +272,11 @@ def register_sites(lattice: Lattice, xy: np.ndarray, shape: tuple[int, int], *,
             x0, y0 = ti * tile, tj * tile
             lat = Lattice(basis, motif)
             pts, _ = lat.ideal_positions((h, w), origin=tuple(o_px))
-            keep = (pts[:, 0] >= x0) & (pts[:, 0] < x0 + tile) & (pts[:, 1] >= y0) & (
-                pts[:, 1] < y0 + tile)
+            keep = (
+                (pts[:, 0] >= x0)
+                & (pts[:, 0] < x0 + tile)
+                & (pts[:, 1] >= y0)
+                & (pts[:, 1] < y0 + tile)
+            )
             out.append(pts[keep])
     return np.concatenate(out) if out else np.zeros((0, 2))

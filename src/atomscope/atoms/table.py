@@ -16,8 +16,16 @@ from .lattice import Lattice
 
 __all__ = ["AtomTable"]
 
-_SUBLATTICE_COLOURS = ["#ff3b30", "#1e90ff", "#34c759", "#ffcc00", "#af52de", "#ff9500",
-                       "#5ac8fa", "#ff2d55"]
+_SUBLATTICE_COLOURS = [
+    "#ff3b30",
+    "#1e90ff",
+    "#34c759",
+    "#ffcc00",
+    "#af52de",
+    "#ff9500",
+    "#5ac8fa",
+    "#ff2d55",
+]
 
 
 @dataclass
@@ -88,16 +96,17 @@ class AtomTable:
             out["lattice"] = self.lattice.summary()
         if len(t):
             out["sublattices"] = {
-                int(s): {"count": int((t["sublattice"] == s).sum()),
-                         "mean_intensity": float(t.loc[t["sublattice"] == s, "intensity"].mean())}
+                int(s): {
+                    "count": int((t["sublattice"] == s).sum()),
+                    "mean_intensity": float(t.loc[t["sublattice"] == s, "intensity"].mean()),
+                }
                 for s in sorted(t["sublattice"].unique())
             }
             out["median_uncertainty_px"] = float(np.nanmedian(t["uncertainty"]))
             if "uncertainty_nm" in t:
                 out["median_uncertainty_pm"] = float(np.nanmedian(t["uncertainty_nm"]) * 1e3)
         if self.optimization is not None:
-            opts = self.optimization if isinstance(self.optimization, list) else [
-                self.optimization]
+            opts = self.optimization if isinstance(self.optimization, list) else [self.optimization]
             out["optimization"] = [o.summary() for o in opts]
         return out
 
@@ -119,8 +128,15 @@ class AtomTable:
                 sel = t["sublattice"] == s
                 colour = "#cccccc" if s < 0 else _SUBLATTICE_COLOURS[s % len(_SUBLATTICE_COLOURS)]
                 label = "off-lattice" if s < 0 else f"sublattice {s}"
-                ax.scatter(t.loc[sel, "x"], t.loc[sel, "y"], s=size, facecolors="none",
-                           edgecolors=colour, linewidths=0.8, label=f"{label} ({sel.sum()})")
+                ax.scatter(
+                    t.loc[sel, "x"],
+                    t.loc[sel, "y"],
+                    s=size,
+                    facecolors="none",
+                    edgecolors=colour,
+                    linewidths=0.8,
+                    label=f"{label} ({sel.sum()})",
+                )
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
             ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
@@ -143,8 +159,11 @@ class AtomTable:
         fig, ax = image_axes(self.image.image_shape)
         self.plot(ax)
         paths["overlay.png"] = save_figure(fig, out / "overlay.png")
-        opts = self.optimization if isinstance(self.optimization, list) else (
-            [self.optimization] if self.optimization is not None else [])
+        opts = (
+            self.optimization
+            if isinstance(self.optimization, list)
+            else ([self.optimization] if self.optimization is not None else [])
+        )
         if opts:
             n = len(opts)
             cols = min(n, 4)

@@ -38,35 +38,86 @@ from ..nn.trained import TrainedModel, finish_training, training_record
 from .cnn import MODEL_NAME, TARGET_NN_PX, column_mask, prepare_input, to_resampled
 from .scale_space import normalise_image
 
-__all__ = ["STRUCTURES", "HELDOUT_STRUCTURES", "TRAIN_DEFAULTS", "ARCH", "TrainedModel",
-           "simulate_training_image", "simulated_atom_set", "training_pair", "read_positions",
-           "train_atoms", "evaluate_simulated", "match_columns"]
+__all__ = [
+    "STRUCTURES",
+    "HELDOUT_STRUCTURES",
+    "TRAIN_DEFAULTS",
+    "ARCH",
+    "TrainedModel",
+    "simulate_training_image",
+    "simulated_atom_set",
+    "training_pair",
+    "read_positions",
+    "train_atoms",
+    "evaluate_simulated",
+    "match_columns",
+]
 
 #: (structure, zone) pairs of the training images
 STRUCTURES: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("SrTiO3", (0, 0, 1)), ("SrTiO3", (1, 1, 0)), ("BaTiO3", (0, 0, 1)), ("BaTiO3", (1, 1, 0)),
-    ("YBa2Cu3O7", (1, 0, 0)), ("YBa2Cu3O7", (1, 1, 0)), ("Si", (1, 1, 0)), ("Si", (0, 0, 1)),
-    ("GaAs", (1, 1, 0)), ("GaAs", (0, 0, 1)), ("CdTe", (1, 1, 0)), ("Au", (1, 1, 0)),
-    ("Au", (0, 0, 1)), ("Pt", (1, 1, 0)), ("Pt", (0, 0, 1)), ("Cu", (1, 1, 0)),
-    ("Ni", (0, 0, 1)), ("ZnO", (1, 1, 0)), ("ZnO", (0, 0, 1)), ("ZnO", (1, 0, 0)),
-    ("MoS2", (0, 0, 1)), ("graphene", (0, 0, 1)),
+    ("SrTiO3", (0, 0, 1)),
+    ("SrTiO3", (1, 1, 0)),
+    ("BaTiO3", (0, 0, 1)),
+    ("BaTiO3", (1, 1, 0)),
+    ("YBa2Cu3O7", (1, 0, 0)),
+    ("YBa2Cu3O7", (1, 1, 0)),
+    ("Si", (1, 1, 0)),
+    ("Si", (0, 0, 1)),
+    ("GaAs", (1, 1, 0)),
+    ("GaAs", (0, 0, 1)),
+    ("CdTe", (1, 1, 0)),
+    ("Au", (1, 1, 0)),
+    ("Au", (0, 0, 1)),
+    ("Pt", (1, 1, 0)),
+    ("Pt", (0, 0, 1)),
+    ("Cu", (1, 1, 0)),
+    ("Ni", (0, 0, 1)),
+    ("ZnO", (1, 1, 0)),
+    ("ZnO", (0, 0, 1)),
+    ("ZnO", (1, 0, 0)),
+    ("MoS2", (0, 0, 1)),
+    ("graphene", (0, 0, 1)),
 )
 #: never in the training set: used to test generalisation to unseen structures and zones
 HELDOUT_STRUCTURES: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("Cu", (0, 0, 1)), ("CdTe", (0, 0, 1)), ("Ni", (1, 1, 0)), ("BaTiO3", (1, 0, 1)),
+    ("Cu", (0, 0, 1)),
+    ("CdTe", (0, 0, 1)),
+    ("Ni", (1, 1, 0)),
+    ("BaTiO3", (1, 0, 1)),
 )
 #: network of the shipped model: a 4-level U-Net, 16–128 channels, one output (sigmoid)
-ARCH: dict[str, Any] = {"base_channels": 16, "depth": 4, "batch_norm": True,
-                        "double_conv": False, "activation": "leaky_relu", "kernel_size": 3,
-                        "upsample": "transpose", "in_channels": 1, "n_classes": 1}
+ARCH: dict[str, Any] = {
+    "base_channels": 16,
+    "depth": 4,
+    "batch_norm": True,
+    "double_conv": False,
+    "activation": "leaky_relu",
+    "kernel_size": 3,
+    "upsample": "transpose",
+    "in_channels": 1,
+    "n_classes": 1,
+}
 #: training settings of the shipped model (about 10–15 min on 2 idle CPU cores)
-TRAIN_DEFAULTS: dict[str, Any] = {"n_images": 640, "epochs": 64, "steps_per_epoch": 40,
-                                  "batch_size": 12, "patch_size": 128, "lr": 3e-3,
-                                  "loss": "bce_dice", "positive_fraction": 0.5}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "n_images": 640,
+    "epochs": 64,
+    "steps_per_epoch": 40,
+    "batch_size": 12,
+    "patch_size": 128,
+    "lr": 3e-3,
+    "loss": "bce_dice",
+    "positive_fraction": 0.5,
+}
 #: fine-tuning settings (``--from-positions``)
-FINETUNE_DEFAULTS: dict[str, Any] = {"epochs": 6, "steps_per_epoch": 20, "batch_size": 8,
-                                     "patch_size": 128, "lr": 5e-4, "loss": "bce_dice",
-                                     "positive_fraction": 0.5}
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 6,
+    "steps_per_epoch": 20,
+    "batch_size": 8,
+    "patch_size": 128,
+    "lr": 5e-4,
+    "loss": "bce_dice",
+    "positive_fraction": 0.5,
+}
 #: visible columns: effective weight ≥ this × the heaviest column's
 VISIBLE_FRACTION = 0.25
 #: columns between this and VISIBLE_FRACTION are ambiguous: ignored in the loss and the scores
@@ -75,10 +126,6 @@ IGNORE_FRACTION = 0.1
 DISK_RADIUS_PX = 2.0
 #: target value of ignored pixels
 IGNORE_VALUE = 255
-
-
-
-
 
 
 def _median_nn(xy: np.ndarray) -> float:
@@ -92,15 +139,15 @@ def _structure_nn_nm(structure: str, zone: tuple[int, int, int], exponent: float
     """Distance between visible columns (nm) of a structure along a zone (clean 0.02 nm/px)."""
     from ..simulate import simulate_haadf
 
-    r = simulate_haadf(structure, zone=zone, size=160, pixel_size=0.02, exponent=exponent,
-                       rotation=7.0)
+    r = simulate_haadf(
+        structure, zone=zone, size=160, pixel_size=0.02, exponent=exponent, rotation=7.0
+    )
     c = r.truth.columns
     vis = c[c.weight >= VISIBLE_FRACTION * c.weight.max()]
     return _median_nn(vis[["x", "y"]].to_numpy()) * 0.02
 
 
-def _particle_mask(shape: tuple[int, int], nn_px: float, rng: np.random.Generator
-                   ) -> np.ndarray:
+def _particle_mask(shape: tuple[int, int], nn_px: float, rng: np.random.Generator) -> np.ndarray:
     """A random particle covering 25–75 % of the field: 1 inside, 0 outside, with a soft edge
     and, half of the time, a thickness that falls towards the edge (a dome)."""
     h, w = shape
@@ -115,11 +162,13 @@ def _particle_mask(shape: tuple[int, int], nn_px: float, rng: np.random.Generato
     return mask.astype(np.float32)
 
 
-def simulate_training_image(rng: np.random.Generator, *, seed: int,
-                            structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
-                            out_size: float = 192.0,
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
-                                       dict[str, Any]]:
+def simulate_training_image(
+    rng: np.random.Generator,
+    *,
+    seed: int,
+    structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
+    out_size: float = 192.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, dict[str, Any]]:
     """One varied simulated image with its visible columns.
 
     Parameters
@@ -157,9 +206,13 @@ def simulate_training_image(rng: np.random.Generator, *, seed: int,
     two_d = structure in ("MoS2", "graphene")
     distort = bool(rng.random() < 0.25 and size <= 384)
     kw: dict[str, Any] = dict(
-        zone=zone, size=size, pixel_size=ps, exponent=exponent,
+        zone=zone,
+        size=size,
+        pixel_size=ps,
+        exponent=exponent,
         thickness=float(rng.integers(1, 3)) if two_d else round(log_uniform(rng, 2, 40)),
-        rotation=float(rng.uniform(0, 360)), shift=tuple(rng.uniform(-0.5, 0.5, 2)),
+        rotation=float(rng.uniform(0, 360)),
+        shift=tuple(rng.uniform(-0.5, 0.5, 2)),
         voltage=float(rng.choice([80e3, 200e3, 300e3])),
         convergence=float(rng.uniform(18e-3, 32e-3)),
         source_size=log_uniform(rng, 0.03, 0.15),
@@ -195,7 +248,8 @@ def simulate_training_image(rng: np.random.Generator, *, seed: int,
     if bg_amp:
         length = float(rng.uniform(0.1, 0.6)) * max(h, w)
         signal = signal + bg_amp * float(signal.mean()) * smooth_background(
-            (h, w), length=length, rng=rng, gradient=float(rng.uniform(0, 1)))
+            (h, w), length=length, rng=rng, gradient=float(rng.uniform(0, 1))
+        )
     speckle = float(rng.uniform(0.01, 0.12)) if rng.random() < 0.3 else 0.0
     if speckle:  # amorphous surface layer / support: probe-sized random texture
         fwhm_px = float(sim.truth.parameters["probe_fwhm_px"])
@@ -203,8 +257,11 @@ def simulate_training_image(rng: np.random.Generator, *, seed: int,
         signal = signal + speckle * tex / (tex.std() + 1e-12)
     signal = np.clip(signal, 0.0, None)
     counts = log_uniform(rng, 1.5, 3000.0) if rng.random() < 0.9 else None
-    img = (rng.poisson(signal / max(signal.max(), 1e-12) * counts).astype(np.float64)
-           if counts is not None else signal)
+    img = (
+        rng.poisson(signal / max(signal.max(), 1e-12) * counts).astype(np.float64)
+        if counts is not None
+        else signal
+    )
     extra = float(rng.uniform(0, 0.6)) if rng.random() < 0.3 else 0.0
     if extra:
         img = img + rng.normal(0, extra * float(np.ptp(img)) + 1e-12, img.shape)
@@ -214,17 +271,27 @@ def simulate_training_image(rng: np.random.Generator, *, seed: int,
     nn_true = _median_nn(vis_xy)
     if not np.isfinite(nn_true):
         nn_true = nn_px
-    params = {"structure": structure, "zone": list(zone), "contrast": "abf" if abf else "haadf",
-              "abf_depth": depth if abf else None, "particle": particle, "offset": offset,
-              "background": bg_amp, "speckle": speckle, "counts_at_max": counts,
-              "extra_gaussian_noise": extra, "n_visible": int(visible.sum()),
-              "n_ambiguous": int(ambiguous.sum()),
-              **{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}}
+    params = {
+        "structure": structure,
+        "zone": list(zone),
+        "contrast": "abf" if abf else "haadf",
+        "abf_depth": depth if abf else None,
+        "particle": particle,
+        "offset": offset,
+        "background": bg_amp,
+        "speckle": speckle,
+        "counts_at_max": counts,
+        "extra_gaussian_noise": extra,
+        "n_visible": int(visible.sum()),
+        "n_ambiguous": int(ambiguous.sum()),
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()},
+    }
     return img.astype(np.float32), vis_xy, xy[ambiguous], float(nn_true), params
 
 
-def training_pair(image: np.ndarray, xy: np.ndarray, nn_px: float,
-                  ambiguous_xy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def training_pair(
+    image: np.ndarray, xy: np.ndarray, nn_px: float, ambiguous_xy: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(network input, target) for an image with bright columns at *xy* (px) whose column
     distance is taken to be *nn_px*: target 1 in a disk around each column, 0 elsewhere and
     :data:`IGNORE_VALUE` around *ambiguous_xy*."""
@@ -236,10 +303,14 @@ def training_pair(image: np.ndarray, xy: np.ndarray, nn_px: float,
     return x, y
 
 
-def simulated_atom_set(n_images: int = 640, *, seed: int = 0, show_progress: bool = False,
-                       structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
-                       stream: int = 0,
-                       ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
+def simulated_atom_set(
+    n_images: int = 640,
+    *,
+    seed: int = 0,
+    show_progress: bool = False,
+    structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
+    stream: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     """The data recipe of the shipped model: *n_images* (input, target) pairs.
 
     Returns
@@ -248,10 +319,16 @@ def simulated_atom_set(n_images: int = 640, *, seed: int = 0, show_progress: boo
     """
     rng = np.random.default_rng([int(seed), 11, int(stream)])
     xs, ys, per_image = [], [], []
-    for i in progress(range(n_images), show_progress=show_progress, desc="simulating",
-                      total=n_images, unit="image"):
+    for i in progress(
+        range(n_images),
+        show_progress=show_progress,
+        desc="simulating",
+        total=n_images,
+        unit="image",
+    ):
         img, xy, amb, nn, p = simulate_training_image(
-            rng, seed=int(seed) * 1_000_000 + int(stream) * 100_000 + i, structures=structures)
+            rng, seed=int(seed) * 1_000_000 + int(stream) * 100_000 + i, structures=structures
+        )
         jitter = log_uniform(rng, 0.8, 1.25)
         x, y = training_pair(img, xy, nn * jitter, amb)
         xs.append(x)
@@ -259,25 +336,44 @@ def simulated_atom_set(n_images: int = 640, *, seed: int = 0, show_progress: boo
         per_image.append({**p, "nn_px": nn, "scale_jitter": jitter})
     recipe = {
         "kind": "simulated",
-        "generator": "atomscope.atoms.train.simulated_atom_set (atomscope.simulate."
-                     "simulate_haadf)",
-        "n_images": n_images, "seed": seed, "structures": [[s, list(z)] for s, z in structures],
+        "generator": "atomscope.atoms.train.simulated_atom_set (atomscope.simulate.simulate_haadf)",
+        "n_images": n_images,
+        "seed": seed,
+        "structures": [[s, list(z)] for s, z in structures],
         "heldout_structures": [[s, list(z)] for s, z in HELDOUT_STRUCTURES],
-        "ranges": {"pixel_size_nm": [0.01, 0.05], "nn_px": [3.5, 32], "abf_fraction": 0.2,
-                   "exponent_haadf": [1.5, 2.0], "exponent_abf": [0.35, 0.6],
-                   "voltage_kV": [80, 200, 300], "convergence_mrad": [18, 32],
-                   "source_fwhm_nm": [0.03, 0.15], "defocus_nm_sd": 3.0,
-                   "debye_waller_A2": [0.2, 1.5], "thickness_periods": [2, 40],
-                   "vacancies": [0, 0.15], "drift_px": [-3, 3], "jitter_px": [0.05, 0.5],
-                   "particle_fraction": 0.25, "particle_dome": 0.5,
-                   "diffuse_offset_of_mean": [0.5, 5.0], "diffuse_offset_fraction": 0.3,
-                   "background_amplitude": [0.05, 2.0],
-                   "speckle": [0.01, 0.12], "counts_at_max": [1.5, 3000],
-                   "noise_free_fraction": 0.1, "extra_gaussian_sigma_of_range": [0, 0.6],
-                   "scale_jitter": [0.8, 1.25]},
-        "target": {"visible_fraction": VISIBLE_FRACTION, "ignore_fraction": IGNORE_FRACTION,
-                   "disk_radius_px": DISK_RADIUS_PX, "target_nn_px": TARGET_NN_PX,
-                   "ignore_value": IGNORE_VALUE},
+        "ranges": {
+            "pixel_size_nm": [0.01, 0.05],
+            "nn_px": [3.5, 32],
+            "abf_fraction": 0.2,
+            "exponent_haadf": [1.5, 2.0],
+            "exponent_abf": [0.35, 0.6],
+            "voltage_kV": [80, 200, 300],
+            "convergence_mrad": [18, 32],
+            "source_fwhm_nm": [0.03, 0.15],
+            "defocus_nm_sd": 3.0,
+            "debye_waller_A2": [0.2, 1.5],
+            "thickness_periods": [2, 40],
+            "vacancies": [0, 0.15],
+            "drift_px": [-3, 3],
+            "jitter_px": [0.05, 0.5],
+            "particle_fraction": 0.25,
+            "particle_dome": 0.5,
+            "diffuse_offset_of_mean": [0.5, 5.0],
+            "diffuse_offset_fraction": 0.3,
+            "background_amplitude": [0.05, 2.0],
+            "speckle": [0.01, 0.12],
+            "counts_at_max": [1.5, 3000],
+            "noise_free_fraction": 0.1,
+            "extra_gaussian_sigma_of_range": [0, 0.6],
+            "scale_jitter": [0.8, 1.25],
+        },
+        "target": {
+            "visible_fraction": VISIBLE_FRACTION,
+            "ignore_fraction": IGNORE_FRACTION,
+            "disk_radius_px": DISK_RADIUS_PX,
+            "target_nn_px": TARGET_NN_PX,
+            "ignore_value": IGNORE_VALUE,
+        },
         "images": per_image,
     }
     return xs, ys, recipe
@@ -297,16 +393,19 @@ def read_positions(path: str | os.PathLike[str]) -> np.ndarray:
         raise ParameterError(f"{p.name} could not be read as CSV: {exc}") from exc
     cols = {c.strip().lower(): c for c in table.columns.astype(str)}
     if "x" not in cols or "y" not in cols:
-        raise ParameterError(f"{p.name} needs columns 'x' and 'y' (column positions in px); "
-                             f"it has {', '.join(map(str, table.columns)) or 'none'}")
+        raise ParameterError(
+            f"{p.name} needs columns 'x' and 'y' (column positions in px); "
+            f"it has {', '.join(map(str, table.columns)) or 'none'}"
+        )
     xy = table[[cols["x"], cols["y"]]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if len(xy) < 3 or not np.isfinite(xy).all():
         raise ParameterError(f"{p.name} needs at least 3 rows of numeric x, y positions")
     return xy
 
 
-def _positions_set(image: np.ndarray, xy: np.ndarray, *, dark: bool
-                   ) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
+def _positions_set(
+    image: np.ndarray, xy: np.ndarray, *, dark: bool
+) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     """Training pairs from one labelled image: the region the positions cover (plus half a
     column distance), at three scales around the positions' own column distance."""
     img = np.asarray(image, np.float32)
@@ -314,11 +413,12 @@ def _positions_set(image: np.ndarray, xy: np.ndarray, *, dark: bool
         raise ParameterError(f"fine-tuning needs one 2-D image, got shape {img.shape}")
     h, w = img.shape
     xy = np.asarray(xy, float)
-    inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (
-        xy[:, 1] <= h - 0.5)
+    inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= h - 0.5)
     if inside.sum() < 3:
-        raise ParameterError(f"only {int(inside.sum())} of the {len(xy)} positions lie inside "
-                             f"the {h}×{w} image; are x and y in px of this image?")
+        raise ParameterError(
+            f"only {int(inside.sum())} of the {len(xy)} positions lie inside "
+            f"the {h}×{w} image; are x and y in px of this image?"
+        )
     xy = xy[inside]
     nn = _median_nn(xy)
     m = 0.5 * nn
@@ -333,14 +433,25 @@ def _positions_set(image: np.ndarray, xy: np.ndarray, *, dark: bool
         x, y = training_pair(crop, local, nn * s)
         xs.append(x)
         ys.append(y)
-    info = {"kind": "user positions", "n_positions": int(len(xy)), "nn_px": nn,
-            "crop_xyxy": [x0, y0, x1, y1], "dark": dark, "scales": [0.85, 1.0, 1.18]}
+    info = {
+        "kind": "user positions",
+        "n_positions": int(len(xy)),
+        "nn_px": nn,
+        "crop_xyxy": [x0, y0, x1, y1],
+        "dark": dark,
+        "scales": [0.85, 1.0, 1.18],
+    }
     return xs, ys, info
 
 
-def match_columns(found: np.ndarray, truth: np.ndarray, radius: float,
-                  shape: tuple[int, int], margin: float,
-                  ambiguous: np.ndarray | None = None) -> dict[str, float]:
+def match_columns(
+    found: np.ndarray,
+    truth: np.ndarray,
+    radius: float,
+    shape: tuple[int, int],
+    margin: float,
+    ambiguous: np.ndarray | None = None,
+) -> dict[str, float]:
     """Precision, recall and position RMSE (px) of *found* against *truth*, counting only
     columns at least *margin* px inside the image (a match is within *radius* px); found
     columns on *ambiguous* positions (and not on a true one) count neither way. An empty
@@ -348,8 +459,12 @@ def match_columns(found: np.ndarray, truth: np.ndarray, radius: float,
     h, w = shape
 
     def inner(p: np.ndarray) -> np.ndarray:
-        return ((p[:, 0] >= margin) & (p[:, 0] <= w - 1 - margin) & (p[:, 1] >= margin)
-                & (p[:, 1] <= h - 1 - margin))
+        return (
+            (p[:, 0] >= margin)
+            & (p[:, 0] <= w - 1 - margin)
+            & (p[:, 1] >= margin)
+            & (p[:, 1] <= h - 1 - margin)
+        )
 
     found = np.asarray(found, float).reshape(-1, 2)
     truth = np.asarray(truth, float).reshape(-1, 2)
@@ -360,19 +475,34 @@ def match_columns(found: np.ndarray, truth: np.ndarray, radius: float,
     t_in = truth[inner(truth)]
     f_in = found[inner(found)]
     if len(found) == 0 or len(t_in) == 0:
-        return {"precision": 0.0 if len(f_in) else 1.0, "recall": 0.0 if len(t_in) else 1.0,
-                "rmse_px": float("nan"), "n_truth": int(len(t_in)), "n_found": int(len(f_in))}
+        return {
+            "precision": 0.0 if len(f_in) else 1.0,
+            "recall": 0.0 if len(t_in) else 1.0,
+            "rmse_px": float("nan"),
+            "n_truth": int(len(t_in)),
+            "n_found": int(len(f_in)),
+        }
     d, _ = cKDTree(found).query(t_in)
     tp = d < radius
     precision = float((cKDTree(truth).query(f_in)[0] < radius).mean()) if len(f_in) else 1.0
-    return {"precision": precision, "recall": float(tp.mean()),
-            "rmse_px": float(np.sqrt(np.mean(d[tp] ** 2))) if tp.any() else float("nan"),
-            "n_truth": int(len(t_in)), "n_found": int(len(f_in))}
+    return {
+        "precision": precision,
+        "recall": float(tp.mean()),
+        "rmse_px": float(np.sqrt(np.mean(d[tp] ** 2))) if tp.any() else float("nan"),
+        "n_truth": int(len(t_in)),
+        "n_found": int(len(f_in)),
+    }
 
 
-def evaluate_simulated(model: Any, *, seed: int = 0, n_images: int = 12,
-                       structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
-                       stream: int = 99, device: Any = None) -> dict[str, Any]:
+def evaluate_simulated(
+    model: Any,
+    *,
+    seed: int = 0,
+    n_images: int = 12,
+    structures: Sequence[tuple[str, tuple[int, int, int]]] = STRUCTURES,
+    stream: int = 99,
+    device: Any = None,
+) -> dict[str, Any]:
     """Precision and recall of ``find_atoms(method="cnn")`` on fresh simulated images (seeds
     never used in training), interior columns, matched within 0.3 × their distance."""
     from .finder import find_atoms
@@ -381,19 +511,32 @@ def evaluate_simulated(model: Any, *, seed: int = 0, n_images: int = 12,
     rows = []
     for i in range(n_images):
         img, xy, amb, nn, p = simulate_training_image(
-            rng, seed=int(seed) * 1_000_000 + int(stream) * 100_000 + i, structures=structures)
+            rng, seed=int(seed) * 1_000_000 + int(stream) * 100_000 + i, structures=structures
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = find_atoms(img, method="cnn", model=model, device=device)
         m = match_columns(res.xy, xy, 0.3 * nn, img.shape, nn, amb)
-        rows.append({"structure": p["structure"], "zone": p["zone"],
-                     "contrast": p["contrast"], "counts_at_max": p["counts_at_max"],
-                     "particle": p["particle"], **m})
+        rows.append(
+            {
+                "structure": p["structure"],
+                "zone": p["zone"],
+                "contrast": p["contrast"],
+                "counts_at_max": p["counts_at_max"],
+                "particle": p["particle"],
+                **m,
+            }
+        )
     prec = [r["precision"] for r in rows]
     rec = [r["recall"] for r in rows]
-    return {"n_images": n_images, "precision_mean": float(np.mean(prec)),
-            "recall_mean": float(np.mean(rec)), "precision_median": float(np.median(prec)),
-            "recall_median": float(np.median(rec)), "images": rows}
+    return {
+        "n_images": n_images,
+        "precision_mean": float(np.mean(prec)),
+        "recall_mean": float(np.mean(rec)),
+        "precision_median": float(np.median(prec)),
+        "recall_median": float(np.median(rec)),
+        "images": rows,
+    }
 
 
 def train_atoms(
@@ -479,32 +622,51 @@ def train_atoms(
         mg = as_micrograph(image)
         if mg.is_stack:
             raise ParameterError("fine-tuning takes one image, not a stack; pick a frame")
-        xy = read_positions(positions) if isinstance(positions, str | os.PathLike) else \
-            np.asarray(positions, float).reshape(-1, 2)
+        xy = (
+            read_positions(positions)
+            if isinstance(positions, str | os.PathLike)
+            else np.asarray(positions, float).reshape(-1, 2)
+        )
         xs, ys, recipe = _positions_set(mg.data, xy, dark=dark)
         if isinstance(positions, str | os.PathLike):
             recipe["positions_file"] = Path(positions).name
         base, base_manifest = load_atom_model(base_model, device=None)
         model = build_model("unet", **base.config)
         model.load_state_dict(base.state_dict())
-        recipe["base_model"] = {"name": base_manifest.get("name"),
-                                "sha256": base_manifest.get("sha256")}
+        recipe["base_model"] = {
+            "name": base_manifest.get("name"),
+            "sha256": base_manifest.get("sha256"),
+        }
         val_fraction = 0.0
     else:
         t0 = time.perf_counter()
-        xs, ys, recipe = simulated_atom_set(n_images or TRAIN_DEFAULTS["n_images"], seed=seed,
-                                            show_progress=show_progress)
+        xs, ys, recipe = simulated_atom_set(
+            n_images or TRAIN_DEFAULTS["n_images"], seed=seed, show_progress=show_progress
+        )
         recipe["seconds_simulating"] = round(time.perf_counter() - t0, 1)
         model = build_model("unet", seed=seed, **ARCH)
         val_fraction = 0.1
-    aug = Augmentation(flips=True, rot90=True, noise=0.05, blur=0.0, brightness=0.1,
-                       contrast=0.2)
+    aug = Augmentation(flips=True, rot90=True, noise=0.05, blur=0.0, brightness=0.1, contrast=0.2)
     history = train_model(
-        model, xs, ys, val_fraction=val_fraction, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch_size=patch_size, lr=lr,
-        loss=d["loss"], positive_fraction=d["positive_fraction"], augmentation=aug,
-        val_patches=48 if val_fraction else 0, seed=seed, device=device, n_threads=n_threads,
-        show_progress=show_progress, ignore_index=IGNORE_VALUE)
+        model,
+        xs,
+        ys,
+        val_fraction=val_fraction,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        lr=lr,
+        loss=d["loss"],
+        positive_fraction=d["positive_fraction"],
+        augmentation=aug,
+        val_patches=48 if val_fraction else 0,
+        seed=seed,
+        device=device,
+        n_threads=n_threads,
+        show_progress=show_progress,
+        ignore_index=IGNORE_VALUE,
+    )
     model.to("cpu")
     name = name or ("atoms-finetuned" if finetune else MODEL_NAME)
     if command is None:
@@ -513,19 +675,26 @@ def train_atoms(
         "name": name,
         "task": "atoms",
         "description": "U-Net column-probability map (one sigmoid output: inside a disk of "
-                       f"{DISK_RADIUS_PX} px around a visible column, at the network's scale)",
-        "preprocessing": {"target_nn_px": TARGET_NN_PX, "resampling": "bilinear, anti-aliased",
-                          "background_sigma_px": 2 * TARGET_NN_PX,
-                          "normalization": "percentiles 1 → 0, 99.5 → 1",
-                          "bright_columns": True},
+        f"{DISK_RADIUS_PX} px around a visible column, at the network's scale)",
+        "preprocessing": {
+            "target_nn_px": TARGET_NN_PX,
+            "resampling": "bilinear, anti-aliased",
+            "background_sigma_px": 2 * TARGET_NN_PX,
+            "normalization": "percentiles 1 → 0, 99.5 → 1",
+            "bright_columns": True,
+        },
         "output": {"n_classes": 1, "activation": "sigmoid", "threshold": 0.5},
         "training": training_record(
-            history, command=command, seed=seed,
+            history,
+            command=command,
+            seed=seed,
             source="user positions" if finetune else "simulated",
-            data={k: v for k, v in recipe.items() if k != "images"}),
+            data={k: v for k, v in recipe.items() if k != "images"},
+        ),
     }
-    manifest.update(architecture="unet", config=dict(model.config),
-                    n_parameters=count_parameters(model))
+    manifest.update(
+        architecture="unet", config=dict(model.config), n_parameters=count_parameters(model)
+    )
     model.manifest = manifest  # type: ignore[attr-defined]
     metrics: dict[str, Any] = {}
     if history.best_epoch is not None:
@@ -537,17 +706,35 @@ def train_atoms(
 
             res = find_atoms(mg, method="cnn", model=model, dark=dark, device=device)
             x0, y0, x1, y1 = recipe["crop_xyxy"]
-            inside = ((res.xy[:, 0] >= x0) & (res.xy[:, 0] < x1) & (res.xy[:, 1] >= y0)
-                      & (res.xy[:, 1] < y1))
+            inside = (
+                (res.xy[:, 0] >= x0)
+                & (res.xy[:, 0] < x1)
+                & (res.xy[:, 1] >= y0)
+                & (res.xy[:, 1] < y1)
+            )
             nn = recipe["nn_px"]
-            m = match_columns(res.xy[inside] - [x0, y0], xy - [x0, y0], 0.3 * nn,
-                              (y1 - y0, x1 - x0), 0.5 * nn)
+            m = match_columns(
+                res.xy[inside] - [x0, y0], xy - [x0, y0], 0.3 * nn, (y1 - y0, x1 - x0), 0.5 * nn
+            )
             metrics["training_image"] = m
         else:
             metrics["heldout_simulated"] = evaluate_simulated(model, seed=seed, device=device)
             metrics["heldout_structures"] = evaluate_simulated(
-                model, seed=seed, structures=HELDOUT_STRUCTURES, n_images=8, stream=98,
-                device=device)
+                model,
+                seed=seed,
+                structures=HELDOUT_STRUCTURES,
+                n_images=8,
+                stream=98,
+                device=device,
+            )
     manifest["metrics"] = metrics
-    return finish_training(model, history, manifest, out=out, name=name, n_threads=n_threads,
-                           wall_start=t_start, cpu_start=cpu_start)
+    return finish_training(
+        model,
+        history,
+        manifest,
+        out=out,
+        name=name,
+        n_threads=n_threads,
+        wall_start=t_start,
+        cpu_start=cpu_start,
+    )

@@ -1,5 +1,4 @@
-"""Turn user inputs (files, folders, globs, stacks) into per-frame tasks, without reading pixels.
-"""
+"""Turn user inputs (files, folders, globs, stacks) into per-frame tasks, without reading pixels."""
 
 from __future__ import annotations
 
@@ -49,8 +48,9 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "input"
 
 
-def expand_inputs(inputs: list[str | os.PathLike[str]], *, signal: str | None = None,
-                  frames: slice | None = None) -> list[Task]:
+def expand_inputs(
+    inputs: list[str | os.PathLike[str]], *, signal: str | None = None, frames: slice | None = None
+) -> list[Task]:
     """Tasks for every image in *inputs*, in a stable order.
 
     Files give one task, stacks one task per frame (``frames`` selects a slice), folders their
@@ -67,10 +67,13 @@ def expand_inputs(inputs: list[str | os.PathLike[str]], *, signal: str | None = 
         text = os.fspath(item)
         path = Path(text).expanduser()
         if any(ch in text for ch in "*?["):
-            matches = sorted((Path(p) for p in glob.glob(text, recursive=True)),
-                             key=lambda p: natural_sort_key(str(p)))
-            matches = [p for p in matches if p.is_file() and p.suffix.lower()
-                       in SUPPORTED_EXTENSIONS]
+            matches = sorted(
+                (Path(p) for p in glob.glob(text, recursive=True)),
+                key=lambda p: natural_sort_key(str(p)),
+            )
+            matches = [
+                p for p in matches if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS
+            ]
             if not matches:
                 raise MissingFileError(f"No image files match {text!r}")
             files.extend(matches)

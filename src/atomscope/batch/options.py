@@ -47,15 +47,19 @@ def parse_analysis_options(function: Callable[..., Any], args: list[str]) -> dic
     Names use dashes or underscores; values are converted to the type of the parameter's
     default. Unknown names raise :class:`ParameterError` listing the accepted ones.
     """
-    params = {p.name: p for p in inspect.signature(function).parameters.values()
-              if p.kind == p.KEYWORD_ONLY}
+    params = {
+        p.name: p
+        for p in inspect.signature(function).parameters.values()
+        if p.kind == p.KEYWORD_ONLY
+    }
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
         token = args[i]
         if not token.startswith("--"):
-            raise ParameterError(f"Unexpected argument {token!r}; analysis options look like "
-                                 "--name value")
+            raise ParameterError(
+                f"Unexpected argument {token!r}; analysis options look like --name value"
+            )
         key = token[2:].replace("-", "_")
         value: str | None = None
         if "=" in key:

@@ -13,8 +13,10 @@ __all__ = ["write_batch_report"]
 
 def _embed_png(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def write_batch_report(out: Path, spec: dict[str, Any], tasks: list, summary: Any) -> Path:
@@ -34,10 +36,10 @@ def write_batch_report(out: Path, spec: dict[str, Any], tasks: list, summary: An
     if combined.exists():
         df = pd.read_parquet(combined)
         per_input = df.groupby("key", sort=False).size()
-        numeric = [c for c in df.select_dtypes("number").columns
-                   if c not in ("frame_index",)][:4]
-        fig, axes = plt.subplots(1, 1 + len(numeric), figsize=(4.2 * (1 + len(numeric)), 3.2),
-                                 squeeze=False)
+        numeric = [c for c in df.select_dtypes("number").columns if c not in ("frame_index",)][:4]
+        fig, axes = plt.subplots(
+            1, 1 + len(numeric), figsize=(4.2 * (1 + len(numeric)), 3.2), squeeze=False
+        )
         x = range(len(per_input))
         axes[0, 0].plot(x, per_input.to_numpy(), marker=".")
         axes[0, 0].set_xlabel("input (task order)")
@@ -48,28 +50,46 @@ def write_batch_report(out: Path, spec: dict[str, Any], tasks: list, summary: An
             ax.set_xlabel("input (task order)")
             ax.set_ylabel(f"mean {col}")
         fig.tight_layout()
-        sections.append(("Time series over the inputs", (
-            f'<figure><img alt="time series" src="{figure_to_data_uri(fig)}">'
-            "<figcaption>Per input: number of rows and means of the first numeric columns"
-            "</figcaption></figure>")))
+        sections.append(
+            (
+                "Time series over the inputs",
+                (
+                    f'<figure><img alt="time series" src="{figure_to_data_uri(fig)}">'
+                    "<figcaption>Per input: number of rows and means of the first numeric columns"
+                    "</figcaption></figure>"
+                ),
+            )
+        )
         stats = df.select_dtypes("number").describe().T
-        sections.append(("Combined statistics",
-                         stats.to_html(float_format=lambda v: f"{v:.4g}", border=0)))
+        sections.append(
+            ("Combined statistics", stats.to_html(float_format=lambda v: f"{v:.4g}", border=0))
+        )
     if summary.failures:
-        sections.append(("Failures", pd.DataFrame(summary.failures).to_html(index=False,
-                                                                            border=0)))
+        sections.append(("Failures", pd.DataFrame(summary.failures).to_html(index=False, border=0)))
     seconds = []
     for t in done:
         rec = json.loads((out / ".done" / f"{t.key}.json").read_text())
         seconds.append(rec.get("seconds", float("nan")))
-    inputs = {"analysis": spec["name"], "inputs": summary.total, "done": summary.done,
-              "skipped (already done)": summary.skipped, "failed": summary.failed,
-              "workers": summary.workers, "tasks per chunk": summary.chunk_size}
+    inputs = {
+        "analysis": spec["name"],
+        "inputs": summary.total,
+        "done": summary.done,
+        "skipped (already done)": summary.skipped,
+        "failed": summary.failed,
+        "workers": summary.workers,
+        "tasks per chunk": summary.chunk_size,
+    }
     timings = {"wall time": summary.seconds}
     if seconds:
         import numpy as np
 
         timings["median per input"] = float(np.nanmedian(seconds))
-    return write_html({}, out / "report.html", title=f"atomscope batch: {spec['name']}",
-                      inputs=inputs, timings=timings, extra_sections=sections,
-                      notes=summary.lines()[1:] if summary.interrupted else ())
+    return write_html(
+        {},
+        out / "report.html",
+        title=f"atomscope batch: {spec['name']}",
+        inputs=inputs,
+        timings=timings,
+        extra_sections=sections,
+        notes=summary.lines()[1:] if summary.interrupted else (),
+    )

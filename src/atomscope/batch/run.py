@@ -51,12 +51,16 @@ class BatchSummary:
     workers: str = "in-process"
 
     def lines(self) -> list[str]:
-        out = [f"{self.total} input(s): {self.done} done, {self.skipped} skipped (already "
-               f"done), {self.failed} failed, in {self.seconds:.1f} s ({self.workers}, "
-               f"{self.chunk_size} task(s) per chunk)"]
+        out = [
+            f"{self.total} input(s): {self.done} done, {self.skipped} skipped (already "
+            f"done), {self.failed} failed, in {self.seconds:.1f} s ({self.workers}, "
+            f"{self.chunk_size} task(s) per chunk)"
+        ]
         if self.interrupted:
-            out.append("Interrupted: finished results are kept; run the same command again to "
-                       "complete the rest.")
+            out.append(
+                "Interrupted: finished results are kept; run the same command again to "
+                "complete the rest."
+            )
         for f in self.failures[:10]:
             out.append(f"  failed: {f['input']}: {f['error']}")
         if len(self.failures) > 10:
@@ -72,13 +76,20 @@ def resolve_analysis(name: str) -> dict[str, Any]:
 
     if name in ANALYSES:
         a = ANALYSES[name]
-        return {"name": name, "function": a.function_path, "table_file": a.table_file,
-                "labels_file": a.labels_file}
+        return {
+            "name": name,
+            "function": a.function_path,
+            "table_file": a.table_file,
+            "labels_file": a.labels_file,
+        }
     if ":" in name:
         fn = _function(name)
-        return {"name": name, "function": name,
-                "table_file": getattr(fn, "table_file", "table.csv"),
-                "labels_file": getattr(fn, "labels_file", None)}
+        return {
+            "name": name,
+            "function": name,
+            "table_file": getattr(fn, "table_file", "table.csv"),
+            "labels_file": getattr(fn, "labels_file", None),
+        }
     raise ParameterError(
         f"Unknown analysis {name!r}; available: {', '.join(sorted(ANALYSES))} "
         "(or a 'module:function' returning a result with save())"
@@ -94,8 +105,14 @@ def _marker(out: Path, kind: str, key: str) -> Path:
     return out / kind / f"{key}.json"
 
 
-def _process(task: Task, spec: dict[str, Any], out: Path, options: dict[str, Any],
-             load_options: dict[str, Any], report: bool) -> dict[str, Any]:
+def _process(
+    task: Task,
+    spec: dict[str, Any],
+    out: Path,
+    options: dict[str, Any],
+    load_options: dict[str, Any],
+    report: bool,
+) -> dict[str, Any]:
     """Analyse one task in this process; never raises."""
     from ..io import load
 
@@ -117,17 +134,31 @@ def _process(task: Task, spec: dict[str, Any], out: Path, options: dict[str, Any
         if report:
             from ..report.html import write_html
 
-            write_html({spec["name"]: result}, partial / "report.html",
-                       title=f"atomscope {spec['name']}: {task.describe()}",
-                       inputs={"input": task.describe(), "pixel size (nm)": mg.pixel_size,
-                               "shape": list(mg.shape)})
+            write_html(
+                {spec["name"]: result},
+                partial / "report.html",
+                title=f"atomscope {spec['name']}: {task.describe()}",
+                inputs={
+                    "input": task.describe(),
+                    "pixel size (nm)": mg.pixel_size,
+                    "shape": list(mg.shape),
+                },
+            )
         if final.exists():  # left by a run that died between rename and marker
             shutil.rmtree(final)
         os.replace(partial, final)
         seconds = time.perf_counter() - t0
         summary = result.summary() if hasattr(result, "summary") else {}
-        write_json(done, {"key": task.key, "input": task.path, "frame": task.frame,
-                          "seconds": seconds, "summary": summary})
+        write_json(
+            done,
+            {
+                "key": task.key,
+                "input": task.path,
+                "frame": task.frame,
+                "seconds": seconds,
+                "summary": summary,
+            },
+        )
         failed = _marker(out, _FAILED, task.key)
         if failed.exists():
             failed.unlink()
@@ -136,24 +167,49 @@ def _process(task: Task, spec: dict[str, Any], out: Path, options: dict[str, Any
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
         message = f"{type(exc).__name__}: {exc}"
-        write_json(_marker(out, _FAILED, task.key),
-                   {"key": task.key, "input": task.describe(), "error": message,
-                    "traceback": traceback.format_exc()})
-        return {"key": task.key, "status": "failed", "error": message,
-                "seconds": time.perf_counter() - t0}
+        write_json(
+            _marker(out, _FAILED, task.key),
+            {
+                "key": task.key,
+                "input": task.describe(),
+                "error": message,
+                "traceback": traceback.format_exc(),
+            },
+        )
+        return {
+            "key": task.key,
+            "status": "failed",
+            "error": message,
+            "seconds": time.perf_counter() - t0,
+        }
 
 
-def _run_chunk(tasks: list[Task], spec: dict[str, Any], out: str, options: dict[str, Any],
-               load_options: dict[str, Any], report: bool) -> list[dict[str, Any]]:
+def _run_chunk(
+    tasks: list[Task],
+    spec: dict[str, Any],
+    out: str,
+    options: dict[str, Any],
+    load_options: dict[str, Any],
+    report: bool,
+) -> list[dict[str, Any]]:
     """A worker's unit of work: several tasks, so the per-task overhead is amortised."""
     return [_process(t, spec, Path(out), options, load_options, report) for t in tasks]
 
 
-def _manifest(out: Path, spec: dict[str, Any], options: dict[str, Any],
-              load_options: dict[str, Any], tasks: list[Task]) -> None:
+def _manifest(
+    out: Path,
+    spec: dict[str, Any],
+    options: dict[str, Any],
+    load_options: dict[str, Any],
+    tasks: list[Task],
+) -> None:
     path = out / "batch.json"
-    record = {"analysis": spec["name"], "options": options, "load_options": load_options,
-              "tasks": [{"key": t.key, "input": t.path, "frame": t.frame} for t in tasks]}
+    record = {
+        "analysis": spec["name"],
+        "options": options,
+        "load_options": load_options,
+        "tasks": [{"key": t.key, "input": t.path, "frame": t.frame} for t in tasks],
+    }
     from .._fileio import to_jsonable
 
     record = to_jsonable(record)
@@ -206,8 +262,13 @@ def _combine(out: Path, spec: dict[str, Any], tasks: list[Task]) -> dict[str, st
         tmp = out / f".labels.zarr.{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
-        arr = zarr.open_array(str(tmp), mode="w", shape=(len(labels), h, w),
-                              chunks=(1, h, w), dtype=labels[0][1].dtype)
+        arr = zarr.open_array(
+            str(tmp),
+            mode="w",
+            shape=(len(labels), h, w),
+            chunks=(1, h, w),
+            dtype=labels[0][1].dtype,
+        )
         for i, (_, a) in enumerate(labels):
             arr[i] = a
         arr.attrs["keys"] = [k for k, _ in labels]
@@ -231,8 +292,9 @@ def _failures(out: Path, tasks: list[Task]) -> list[dict[str, str]]:
         m = _marker(out, _FAILED, t.key)
         if m.exists():
             rec = json.loads(m.read_text())
-            rows.append({"key": t.key, "input": rec.get("input", t.path),
-                         "error": rec.get("error", "")})
+            rows.append(
+                {"key": t.key, "input": rec.get("input", t.path), "error": rec.get("error", "")}
+            )
     return rows
 
 
@@ -301,8 +363,9 @@ def run_batch(
     summary = BatchSummary(out=out, total=len(tasks))
     pending = [t for t in tasks if not _marker(out, _DONE, t.key).exists()]
     summary.skipped = len(tasks) - len(pending)
-    bar = progress_bar(show_progress=show_progress, total=len(tasks), desc=f"batch {analysis}",
-                       unit="image")
+    bar = progress_bar(
+        show_progress=show_progress, total=len(tasks), desc=f"batch {analysis}", unit="image"
+    )
     bar.update(summary.skipped)
 
     def record(results: list[dict[str, Any]]) -> None:
@@ -324,13 +387,23 @@ def run_batch(
             per_task = max(first.get("seconds", 0.0), 1e-3)
             chunk = max(1, int(math.ceil(chunk_seconds / per_task)))
             summary.chunk_size = chunk
-            chunks = [rest[i:i + chunk] for i in range(0, len(rest), chunk)]
+            chunks = [rest[i : i + chunk] for i in range(0, len(rest), chunk)]
             if scheduler is None and (workers is None or workers <= 1):
                 for c in chunks:
                     record(_run_chunk(c, spec, str(out), options, load_options, reports))
             else:
-                _run_dask(chunks, spec, out, options, load_options, reports, workers,
-                          scheduler, record, summary)
+                _run_dask(
+                    chunks,
+                    spec,
+                    out,
+                    options,
+                    load_options,
+                    reports,
+                    workers,
+                    scheduler,
+                    record,
+                    summary,
+                )
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -353,8 +426,9 @@ def run_batch(
     return summary
 
 
-def _run_dask(chunks, spec, out, options, load_options, reports, workers, scheduler, record,
-              summary) -> None:
+def _run_dask(
+    chunks, spec, out, options, load_options, reports, workers, scheduler, record, summary
+) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -362,14 +436,21 @@ def _run_dask(chunks, spec, out, options, load_options, reports, workers, schedu
         client = Client(scheduler)
         summary.workers = f"scheduler {scheduler}"
     else:
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        cluster = LocalCluster(
+            n_workers=int(workers),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
         client = Client(cluster)
         summary.workers = f"{workers} local worker processes"
     futures = []
     try:
-        futures = [client.submit(_run_chunk, c, spec, str(out), options, load_options, reports,
-                                 pure=False) for c in chunks]
+        futures = [
+            client.submit(_run_chunk, c, spec, str(out), options, load_options, reports, pure=False)
+            for c in chunks
+        ]
         for fut in as_completed(futures):
             record(fut.result())
     finally:

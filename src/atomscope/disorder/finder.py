@@ -58,8 +58,9 @@ MAX_LATTICES = 3
 SMOOTH = 0.5
 
 
-def search_space(max_score: float,
-                 covariance_types: tuple[str, ...] = COVARIANCE_TYPES) -> SearchSpace:
+def search_space(
+    max_score: float, covariance_types: tuple[str, ...] = COVARIANCE_TYPES
+) -> SearchSpace:
     """The optimiser's action space: the score threshold (robust σ, log scale) and the
     covariance type of the crystalline model.
 
@@ -92,11 +93,13 @@ def _load_atoms(atoms: Any) -> tuple[pd.DataFrame, Any]:
     else:
         raise ParameterError(
             "atoms must be an AtomTable (from find_atoms), a DataFrame with x and y columns "
-            f"(px), or the path of an atoms.csv; got {type(atoms).__name__}")
+            f"(px), or the path of an atoms.csv; got {type(atoms).__name__}"
+        )
     missing = {"x", "y"} - set(table.columns)
     if missing:
         raise ParameterError(
-            f"the atom table needs columns x and y (px); it lacks {', '.join(sorted(missing))}")
+            f"the atom table needs columns x and y (px); it lacks {', '.join(sorted(missing))}"
+        )
     xy = table[["x", "y"]].to_numpy(dtype=float)
     ok = np.all(np.isfinite(xy), axis=1)
     return table.loc[ok].reset_index(drop=True), lattice
@@ -109,13 +112,20 @@ def _nn_distance(xy: np.ndarray) -> float:
     return float(np.median(d[:, 1]))
 
 
-def _empty(mg: Micrograph, table: pd.DataFrame, message: str, settings: dict[str, Any],
-           timings: dict[str, float]) -> DisorderMap:
+def _empty(
+    mg: Micrograph,
+    table: pd.DataFrame,
+    message: str,
+    settings: dict[str, Any],
+    timings: dict[str, float],
+) -> DisorderMap:
     n = len(table)
-    out = pd.DataFrame({
-        "x": table["x"].to_numpy(float) if n else np.zeros(0),
-        "y": table["y"].to_numpy(float) if n else np.zeros(0),
-    })
+    out = pd.DataFrame(
+        {
+            "x": table["x"].to_numpy(float) if n else np.zeros(0),
+            "y": table["y"].to_numpy(float) if n else np.zeros(0),
+        }
+    )
     _add_nm(out, mg)
     out["type"] = np.full(n, -1)
     out["cluster"] = np.full(n, -1)
@@ -125,12 +135,14 @@ def _empty(mg: Micrograph, table: pd.DataFrame, message: str, settings: dict[str
     out["posterior"] = np.full(n, np.nan)
     out["disordered"] = np.zeros(n, bool)
     out["label"] = np.full(n, "not analysed", dtype=object)
-    return DisorderMap(out, np.zeros(mg.image_shape, bool), mg, settings=settings,
-                       timings=timings, message=message)
+    return DisorderMap(
+        out, np.zeros(mg.image_shape, bool), mg, settings=settings, timings=timings, message=message
+    )
 
 
-def _periodic_core(core: np.ndarray, mg: Micrograph, lattice: Any, xy_all: np.ndarray,
-                   rows: np.ndarray, nn: float) -> tuple[np.ndarray, bool]:
+def _periodic_core(
+    core: np.ndarray, mg: Micrograph, lattice: Any, xy_all: np.ndarray, rows: np.ndarray, nn: float
+) -> tuple[np.ndarray, bool]:
     """Keep in the crystalline core only atoms with most of their lattice-translation
     partners: a large, uniform amorphous region has look-alike patches too, and would
     otherwise become an atom type of its own (and so "crystalline").
@@ -296,22 +308,47 @@ def find_disorder(
     # one BLAS thread: the matrices are small, and on a shared 2-core machine two OpenBLAS
     # threads made the model step 10x slower (15 s instead of 1.2 s on 384² px)
     with threadpool_limits(limits=blas_threads):
-        return _find_disorder(**{k: v for k, v in locals().items()
-                                 if k not in ("threadpool_limits", "blas_threads")})
+        return _find_disorder(
+            **{k: v for k, v in locals().items() if k not in ("threadpool_limits", "blas_threads")}
+        )
 
 
-def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, patch_size,
-                   normalise, n_components, one_sided, rewards, choice, tolerance,
-                   covariance_types, threshold, covariance, min_atoms, dilation, n_initial,
-                   n_iterations, pixel_size, seed, show_progress, atoms_options,
-                   acq_options) -> DisorderMap:
+def _find_disorder(
+    image,
+    atoms,
+    *,
+    sublattice,
+    optimize,
+    n_types,
+    max_types,
+    patch_size,
+    normalise,
+    n_components,
+    one_sided,
+    rewards,
+    choice,
+    tolerance,
+    covariance_types,
+    threshold,
+    covariance,
+    min_atoms,
+    dilation,
+    n_initial,
+    n_iterations,
+    pixel_size,
+    seed,
+    show_progress,
+    atoms_options,
+    acq_options,
+) -> DisorderMap:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     mg = as_micrograph(image, pixel_size=pixel_size)
     if mg.is_stack:
         raise InvalidImageError(
             f"find_disorder works on one image; got a stack of {mg.n_frames} frames. Pass "
-            "image.frame(i), or run it on every frame in a loop.")
+            "image.frame(i), or run it on every frame in a loop."
+        )
     if rewards not in REWARD_SETS:
         raise ParameterError(f"rewards must be one of {', '.join(REWARD_SETS)}, not {rewards!r}")
     if choice not in ("euclidean", "chebyshev"):
@@ -319,11 +356,14 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     covariance_types = tuple(covariance_types)
     bad = [c for c in covariance_types if c not in COVARIANCE_TYPES]
     if bad or not covariance_types:
-        raise ParameterError(f"covariance types must be among {', '.join(COVARIANCE_TYPES)}; "
-                             f"got {list(covariance_types)}")
+        raise ParameterError(
+            f"covariance types must be among {', '.join(COVARIANCE_TYPES)}; "
+            f"got {list(covariance_types)}"
+        )
     if covariance is not None and covariance not in COVARIANCE_TYPES:
-        raise ParameterError(f"covariance must be one of {', '.join(COVARIANCE_TYPES)}, not "
-                             f"{covariance!r}")
+        raise ParameterError(
+            f"covariance must be one of {', '.join(COVARIANCE_TYPES)}, not {covariance!r}"
+        )
     if threshold is not None and not np.isfinite(threshold):
         raise ParameterError(f"threshold must be a finite number, got {threshold!r}")
     if min_atoms < 1:
@@ -331,11 +371,21 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     if sublattice is not None and (isinstance(sublattice, bool) or int(sublattice) < 0):
         raise ParameterError(f"sublattice must be a type number ≥ 0, got {sublattice!r}")
     settings: dict[str, Any] = {
-        "sublattice": sublattice, "optimize": optimize, "n_types": n_types,
-        "patch_size": patch_size, "normalise": normalise, "n_components": n_components,
-        "one_sided": one_sided, "rewards": rewards, "choice": choice, "tolerance": tolerance,
-        "covariance_types": list(covariance_types), "min_atoms": min_atoms,
-        "dilation": dilation, "n_initial": n_initial, "n_iterations": n_iterations,
+        "sublattice": sublattice,
+        "optimize": optimize,
+        "n_types": n_types,
+        "patch_size": patch_size,
+        "normalise": normalise,
+        "n_components": n_components,
+        "one_sided": one_sided,
+        "rewards": rewards,
+        "choice": choice,
+        "tolerance": tolerance,
+        "covariance_types": list(covariance_types),
+        "min_atoms": min_atoms,
+        "dilation": dilation,
+        "n_initial": n_initial,
+        "n_iterations": n_iterations,
         "seed": seed,
     }
 
@@ -355,12 +405,22 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     xy_all = table[["x", "y"]].to_numpy(dtype=float) if len(table) else np.zeros((0, 2))
     if len(xy_all) < 8:
         why = atoms_message or "too few atomic columns were found"
-        return _empty(mg, table, f"No disorder analysis: {len(xy_all)} atom(s). {why}".strip(),
-                      settings, {**timings, "total": time.perf_counter() - t_start})
-    nn = (float(lattice.nn_distance_px) if lattice is not None else _nn_distance(xy_all))
+        return _empty(
+            mg,
+            table,
+            f"No disorder analysis: {len(xy_all)} atom(s). {why}".strip(),
+            settings,
+            {**timings, "total": time.perf_counter() - t_start},
+        )
+    nn = float(lattice.nn_distance_px) if lattice is not None else _nn_distance(xy_all)
     if not np.isfinite(nn) or nn < 2.0:
-        return _empty(mg, table, f"Columns are {nn:.2f} px apart: too close for patches.",
-                      settings, {**timings, "total": time.perf_counter() - t_start})
+        return _empty(
+            mg,
+            table,
+            f"Columns are {nn:.2f} px apart: too close for patches.",
+            settings,
+            {**timings, "total": time.perf_counter() - t_start},
+        )
 
     # -- patches, core, types ------------------------------------------------------------
     t0 = time.perf_counter()
@@ -382,13 +442,17 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     full = patches.inside
     if full.sum() < 10:
         return _empty(
-            mg, table,
+            mg,
+            table,
             f"Only {int(full.sum())} atom(s) lie a patch half-width ({half} px) away from the "
             "image edge; at least 10 are needed. Use a larger field or a smaller patch_size.",
-            settings, {**timings, "total": time.perf_counter() - t_start})
+            settings,
+            {**timings, "total": time.perf_counter() - t_start},
+        )
     r = max(1, int(round(0.2 * nn)))
-    brightness = (patches.data[:, half - r:half + r + 1, half - r:half + r + 1].mean(axis=(1, 2))
-                  - np.percentile(patches.data.reshape(len(xy_all), -1), 10, axis=1))
+    brightness = patches.data[:, half - r : half + r + 1, half - r : half + r + 1].mean(
+        axis=(1, 2)
+    ) - np.percentile(patches.data.reshape(len(xy_all), -1), 10, axis=1)
     z0 = pca_features(patches.data[full].reshape(int(full.sum()), -1), 12, seed=seed)
     core0 = crystalline_core(z0)
     # spurious detections (noise, a light column caught here and there) are far fainter than
@@ -400,8 +464,13 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     settings["n_faint"] = int((~bright).sum())
     full_b = np.flatnonzero(full & bright)  # atoms whose whole patch is usable
     if len(full_b) < 10:
-        return _empty(mg, table, f"Only {len(full_b)} columns can be scored; at least 10 are "
-                      "needed.", settings, {**timings, "total": time.perf_counter() - t_start})
+        return _empty(
+            mg,
+            table,
+            f"Only {len(full_b)} columns can be scored; at least 10 are needed.",
+            settings,
+            {**timings, "total": time.perf_counter() - t_start},
+        )
     P = patches.data[full_b]
     n_full = len(P)
     flat = P.reshape(n_full, -1)
@@ -409,8 +478,9 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     core = crystalline_core(z_full)
     core, settings["periodic_core"] = _periodic_core(core, mg, lattice, xy_all, full_b, nn)
     z_inv = pca_features(invariant_features(P), 8, fit_rows=core, standardise=True, seed=seed)
-    types = classify_types(z_inv, brightness[full_b], core=core, n_types=n_types,
-                           max_types=max_types, seed=seed)
+    types = classify_types(
+        z_inv, brightness[full_b], core=core, n_types=n_types, max_types=max_types, seed=seed
+    )
     timings["types"] = time.perf_counter() - t0
 
     # -- the analysed atoms and their model -------------------------------------------------
@@ -422,19 +492,35 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     if sublattice is not None and int(sublattice) >= types.n_types:
         raise ParameterError(
             f"sublattice {sublattice} does not exist: the atoms fall into {types.n_types} "
-            f"type(s), numbered 0 (brightest) to {types.n_types - 1}")
+            f"type(s), numbered 0 (brightest) to {types.n_types - 1}"
+        )
     t0 = time.perf_counter()
     if sublattice is None:
         m_idx = np.flatnonzero(candidates)
-        model = DisorderModel(patches.data[m_idx], type_all[m_idx], inlier_all[m_idx],
-                              types.n_types, valid[m_idx], nn, n_components=n_components,
-                              one_sided=one_sided, seed=seed)
+        model = DisorderModel(
+            patches.data[m_idx],
+            type_all[m_idx],
+            inlier_all[m_idx],
+            types.n_types,
+            valid[m_idx],
+            nn,
+            n_components=n_components,
+            one_sided=one_sided,
+            seed=seed,
+        )
     else:
         # one type: its own crystalline model; edge atoms are typed against all types first
-        full_model = DisorderModel(patches.data[candidates], type_all[candidates],
-                                   inlier_all[candidates], types.n_types, valid[candidates],
-                                   nn, n_components=n_components, one_sided=one_sided,
-                                   seed=seed)
+        full_model = DisorderModel(
+            patches.data[candidates],
+            type_all[candidates],
+            inlier_all[candidates],
+            types.n_types,
+            valid[candidates],
+            nn,
+            n_components=n_components,
+            one_sided=one_sided,
+            seed=seed,
+        )
         type_all[candidates] = full_model.best_types()[0]
     # every atom gets a type: edge atoms by their best-matching cluster, faint or very-edge
     # atoms from the nearest typed neighbour
@@ -449,12 +535,26 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
         analysed = type_all == int(sublattice)
         m_idx = np.flatnonzero(candidates & analysed)
         if len(m_idx) < 10:
-            return _empty(mg, table, f"Only {len(m_idx)} atom(s) of type {sublattice} can be "
-                          "scored; at least 10 are needed.", settings,
-                          {**timings, "total": time.perf_counter() - t_start})
+            return _empty(
+                mg,
+                table,
+                f"Only {len(m_idx)} atom(s) of type {sublattice} can be "
+                "scored; at least 10 are needed.",
+                settings,
+                {**timings, "total": time.perf_counter() - t_start},
+            )
         lab = np.where(patches.inside[m_idx] & bright[m_idx], 0, -1)
-        model = DisorderModel(patches.data[m_idx], lab, inlier_all[m_idx], 1, valid[m_idx],
-                              nn, n_components=n_components, one_sided=one_sided, seed=seed)
+        model = DisorderModel(
+            patches.data[m_idx],
+            lab,
+            inlier_all[m_idx],
+            1,
+            valid[m_idx],
+            nn,
+            n_components=n_components,
+            one_sided=one_sided,
+            seed=seed,
+        )
     else:
         analysed = np.ones(len(xy_all), bool)
     for cov in covariance_types:
@@ -474,13 +574,25 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     cell_radius = _cell_radius(pre, model.fitted_on, scored_a, (h_img, w_img), half)
     empty_radius = max(1.2 * cell_radius, 0.75 * nn_a)
     area_per_atom = float(h_img * w_img) / max(len(xy_a), 1)
-    builder = MaskBuilder((h_img, w_img), xy_a, empty_radius=empty_radius,
-                          smooth=SMOOTH * nn_a, min_area=min_atoms * area_per_atom,
-                          dilation=dilation, spacing=nn_a)
-    objective = DisorderObjective(model, scored_a, graph, builder, rewards=rewards,
-                                  min_atoms=min_atoms)
-    settings.update({"link_px": 1.6 * nn_a, "empty_radius_px": empty_radius,
-                     "min_area_px": min_atoms * area_per_atom})
+    builder = MaskBuilder(
+        (h_img, w_img),
+        xy_a,
+        empty_radius=empty_radius,
+        smooth=SMOOTH * nn_a,
+        min_area=min_atoms * area_per_atom,
+        dilation=dilation,
+        spacing=nn_a,
+    )
+    objective = DisorderObjective(
+        model, scored_a, graph, builder, rewards=rewards, min_atoms=min_atoms
+    )
+    settings.update(
+        {
+            "link_px": 1.6 * nn_a,
+            "empty_radius_px": empty_radius,
+            "min_area_px": min_atoms * area_per_atom,
+        }
+    )
     timings["mask_setup"] = time.perf_counter() - t0
 
     # -- threshold and covariance ----------------------------------------------------------
@@ -489,9 +601,9 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     space = search_space(max_score, covariance_types)
     opt = None
     if optimize:
+
         def point(t: float, c: str) -> dict[str, Any]:
-            p = {"threshold": float(np.clip(t, space["threshold"].low,
-                                            space["threshold"].high))}
+            p = {"threshold": float(np.clip(t, space["threshold"].low, space["threshold"].high))}
             if len(covariance_types) > 1:
                 p["covariance"] = c
             return p
@@ -516,8 +628,9 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
             params = _with_cov(opt.params[k], covariance_types)
         opt.settings["chosen_index"] = None if k is None else int(k)
     else:
-        cov = covariance or _default_covariance(model, inlier_all[m_idx], type_all[m_idx],
-                                                n_components, covariance_types)
+        cov = covariance or _default_covariance(
+            model, inlier_all[m_idx], type_all[m_idx], n_components, covariance_types
+        )
         t = threshold if threshold is not None else _bayes_threshold(objective, cov)
         params = {"threshold": float(t), "covariance": cov}
     ev = objective.evaluate(params)
@@ -545,8 +658,9 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
     out["score"] = score
     out["posterior"] = post
     out["disordered"] = disordered
-    out["label"] = np.where(~analysed, "not analysed",
-                            np.where(disordered, "disordered", "crystalline")).astype(object)
+    out["label"] = np.where(
+        ~analysed, "not analysed", np.where(disordered, "disordered", "crystalline")
+    ).astype(object)
     st = ev.stats
     rewards_out: dict[str, Any] = dict(ev.objectives)
     rewards_out.update(st.to_dict())
@@ -559,17 +673,32 @@ def _find_disorder(image, atoms, *, sublattice, optimize, n_types, max_types, pa
         message = f"{message} {note}".strip()
     timings["total"] = time.perf_counter() - t_start
     return DisorderMap(
-        table=out, mask=ev.mask, image=mg, area_fraction=st.area_fraction,
-        n_regions=st.n_regions, parameters=params, rewards=rewards_out, types=types_out,
-        optimization=opt, settings=settings, timings=timings, message=message)
+        table=out,
+        mask=ev.mask,
+        image=mg,
+        area_fraction=st.area_fraction,
+        n_regions=st.n_regions,
+        parameters=params,
+        rewards=rewards_out,
+        types=types_out,
+        optimization=opt,
+        settings=settings,
+        timings=timings,
+        message=message,
+    )
 
 
 def _with_cov(p: dict[str, Any], covariance_types: tuple[str, ...]) -> dict[str, Any]:
     return {"covariance": covariance_types[0], **p}
 
 
-def _default_covariance(model: DisorderModel, inliers: np.ndarray, types: np.ndarray,
-                        n_components: int, covariance_types: tuple[str, ...]) -> str:
+def _default_covariance(
+    model: DisorderModel,
+    inliers: np.ndarray,
+    types: np.ndarray,
+    n_components: int,
+    covariance_types: tuple[str, ...],
+) -> str:
     """Without optimisation: "full" when every crystalline cluster has enough inliers to
     estimate a full covariance (10 per dimension), else "spherical". With a few dozen columns
     per type a full (or diagonal) covariance overfits, and the crystal's own columns then
@@ -578,7 +707,11 @@ def _default_covariance(model: DisorderModel, inliers: np.ndarray, types: np.nda
     n_clusters = max(int(sum(model.n_clusters)), 1)
     per_cluster = min(counts) * len(counts) / n_clusters if counts else 0
     for cov in (("full",) if per_cluster >= 10 * (n_components + 1) else ()) + (
-            "spherical", "diag", "full", "tied"):
+        "spherical",
+        "diag",
+        "full",
+        "tied",
+    ):
         if cov in covariance_types:
             return cov
     return covariance_types[0]
@@ -594,8 +727,13 @@ def _bayes_threshold(objective: DisorderObjective, covariance: str) -> float:
     return float(np.min(s[hit])) - 1e-9
 
 
-def _cell_radius(builder: MaskBuilder, inliers: np.ndarray, scored_a: np.ndarray,
-                 shape: tuple[int, int], margin: int) -> float:
+def _cell_radius(
+    builder: MaskBuilder,
+    inliers: np.ndarray,
+    scored_a: np.ndarray,
+    shape: tuple[int, int],
+    margin: int,
+) -> float:
     """99th percentile, over crystalline inlier atoms away from the edge, of the largest
     distance from a pixel of the atom's Voronoi cell to the atom: how far from any column a
     pixel of perfect crystal can be."""
@@ -604,7 +742,7 @@ def _cell_radius(builder: MaskBuilder, inliers: np.ndarray, scored_a: np.ndarray
     if idx.size == 0 or builder.n == 0:
         return 0.0
     inner = np.zeros(shape, bool)
-    inner[margin:h - margin, margin:w - margin] = True
+    inner[margin : h - margin, margin : w - margin] = True
     lab = np.where(inner, builder.nearest + 1, 0)
     m = ndi.maximum(builder.dist, labels=lab, index=idx + 1)
     m = np.asarray(m, float)

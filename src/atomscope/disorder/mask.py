@@ -117,9 +117,13 @@ class MaskStats:
     compactness: float  # 4π A / P², NaN for an empty mask
 
     def to_dict(self) -> dict[str, float]:
-        return {"area_px": self.area, "area_fraction": self.area_fraction,
-                "perimeter_px": self.perimeter, "n_regions": self.n_regions,
-                "compactness": self.compactness}
+        return {
+            "area_px": self.area,
+            "area_fraction": self.area_fraction,
+            "perimeter_px": self.perimeter,
+            "n_regions": self.n_regions,
+            "compactness": self.compactness,
+        }
 
 
 def mask_stats(mask: np.ndarray) -> MaskStats:
@@ -128,8 +132,9 @@ def mask_stats(mask: np.ndarray) -> MaskStats:
     area = float(m.sum())
     # the image border counts as boundary, as for regions labelled in the image (the paper)
     pad = np.pad(m, 1)
-    cracks = float(np.count_nonzero(pad[1:, :] != pad[:-1, :]) + np.count_nonzero(
-        pad[:, 1:] != pad[:, :-1]))
+    cracks = float(
+        np.count_nonzero(pad[1:, :] != pad[:-1, :]) + np.count_nonzero(pad[:, 1:] != pad[:, :-1])
+    )
     perimeter = cracks * np.pi / 4.0
     n_regions = int(ndi.label(m)[1]) if area else 0
     if area == 0:
@@ -161,9 +166,17 @@ class MaskBuilder:
         from the nearest column.
     """
 
-    def __init__(self, shape: tuple[int, int], xy: np.ndarray, *, empty_radius: float,
-                 smooth: float, min_area: float, dilation: float = 0.0,
-                 spacing: float | None = None) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        xy: np.ndarray,
+        *,
+        empty_radius: float,
+        smooth: float,
+        min_area: float,
+        dilation: float = 0.0,
+        spacing: float | None = None,
+    ) -> None:
         self.shape = (int(shape[0]), int(shape[1]))
         h, w = self.shape
         self.n = len(xy)

@@ -34,8 +34,7 @@ from scipy import stats
 
 from ..errors import ParameterError
 
-__all__ = ["COVARIANCE_TYPES", "DisorderModel", "ScoreMixture", "half_plane_masks",
-           "view_validity"]
+__all__ = ["COVARIANCE_TYPES", "DisorderModel", "ScoreMixture", "half_plane_masks", "view_validity"]
 
 COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
 
@@ -57,8 +56,7 @@ def _wilson_hilferty(x: np.ndarray, dof: int) -> np.ndarray:
     return (np.cbrt(np.maximum(x, 0.0) / dof) - (1.0 - c)) / np.sqrt(c)
 
 
-def _project(F: np.ndarray, fit_rows: np.ndarray, n_components: int, seed: int = 0
-             ) -> np.ndarray:
+def _project(F: np.ndarray, fit_rows: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
     """PCA scores on the inliers' principal axes plus the reconstruction residual."""
     from .types import principal_axes
 
@@ -70,8 +68,9 @@ def _project(F: np.ndarray, fit_rows: np.ndarray, n_components: int, seed: int =
     return np.column_stack([Z, resid])
 
 
-def view_validity(centres: np.ndarray, masks: list[np.ndarray], shape: tuple[int, int]
-                  ) -> np.ndarray:
+def view_validity(
+    centres: np.ndarray, masks: list[np.ndarray], shape: tuple[int, int]
+) -> np.ndarray:
     """(n, n_views) bool: the view's pixels around each centre all lie inside the image."""
     xy = np.asarray(centres, float).reshape(-1, 2)
     H, W = shape
@@ -81,8 +80,12 @@ def view_validity(centres: np.ndarray, masks: list[np.ndarray], shape: tuple[int
         rows, cols = np.nonzero(m)
         dx0, dx1 = cols.min() - h, cols.max() - h
         dy0, dy1 = rows.min() - h, rows.max() - h
-        out[:, k] = ((xy[:, 0] + dx0 >= 0) & (xy[:, 0] + dx1 <= W - 1)
-                     & (xy[:, 1] + dy0 >= 0) & (xy[:, 1] + dy1 <= H - 1))
+        out[:, k] = (
+            (xy[:, 0] + dx0 >= 0)
+            & (xy[:, 0] + dx1 <= W - 1)
+            & (xy[:, 1] + dy0 >= 0)
+            & (xy[:, 1] + dy1 <= H - 1)
+        )
     return out
 
 
@@ -174,8 +177,10 @@ class DisorderModel:
                     self.cluster[rows] = offset
                     k_best = 1
                 else:
-                    fits = {k: trimmed_gmm(Zfull[fit_rows], k, alpha=0.1, seed=self.seed)
-                            for k in range(1, k_max + 1)}
+                    fits = {
+                        k: trimmed_gmm(Zfull[fit_rows], k, alpha=0.1, seed=self.seed)
+                        for k in range(1, k_max + 1)
+                    }
                     k_best = min(fits, key=lambda k: fits[k].bic)
                     d2 = fits[k_best].mahalanobis(Zfull[rows])
                     self.cluster[rows] = offset + np.argmin(d2, axis=1)
@@ -212,7 +217,8 @@ class DisorderModel:
     def _cluster_models(self, Z: np.ndarray, covariance: str):
         if covariance not in COVARIANCE_TYPES:
             raise ParameterError(
-                f"covariance must be one of {', '.join(COVARIANCE_TYPES)}, not {covariance!r}")
+                f"covariance must be one of {', '.join(COVARIANCE_TYPES)}, not {covariance!r}"
+            )
         inl = self._inliers
         d = Z.shape[1]
         means, covs = [], []
@@ -233,8 +239,12 @@ class DisorderModel:
         pooled /= max(n_pool, 1)
         out = []
         for C in covs:
-            M = {"full": C, "tied": pooled, "diag": np.diag(np.diag(C)),
-                 "spherical": np.eye(d) * np.trace(C) / d}[covariance]
+            M = {
+                "full": C,
+                "tied": pooled,
+                "diag": np.diag(np.diag(C)),
+                "spherical": np.eye(d) * np.trace(C) / d,
+            }[covariance]
             # a little shrinkage keeps small clusters (and flat directions) invertible
             scale = np.trace(M) / d if np.trace(M) > 0 else 1.0
             out.append(M + 1e-3 * scale * np.eye(d))
@@ -372,7 +382,11 @@ class ScoreMixture:
         return float(self.posterior.sum())
 
     def summary(self) -> dict[str, float]:
-        return {"disorder_weight": float(self.weight), "crystal_mean": float(self.mean[0]),
-                "crystal_std": float(self.std[0]), "disorder_mean": float(self.mean[1]),
-                "disorder_std": float(self.std[1]),
-                "expected_disordered_atoms": self.expected_disordered}
+        return {
+            "disorder_weight": float(self.weight),
+            "crystal_mean": float(self.mean[0]),
+            "crystal_std": float(self.std[0]),
+            "disorder_mean": float(self.mean[1]),
+            "disorder_std": float(self.std[1]),
+            "expected_disordered_atoms": self.expected_disordered,
+        }

@@ -102,26 +102,38 @@ def extract_patches(
     n = len(xy)
     size = 2 * h + 1
     H, W = img.shape
-    inside = ((xy[:, 0] - h >= 0) & (xy[:, 0] + h <= W - 1) & (xy[:, 1] - h >= 0)
-              & (xy[:, 1] + h <= H - 1))
+    inside = (
+        (xy[:, 0] - h >= 0)
+        & (xy[:, 0] + h <= W - 1)
+        & (xy[:, 1] - h >= 0)
+        & (xy[:, 1] + h <= H - 1)
+    )
     data = np.zeros((n, size, size))
     if n:
         if normalise == "image":
             lo, scale = robust_scale(img)
             img = (img - lo) / scale
         off = np.arange(-h, h + 1, dtype=np.float64)
-        cut = inside if not partial else (
-            (xy[:, 0] >= -0.5) & (xy[:, 0] <= W - 0.5) & (xy[:, 1] >= -0.5)
-            & (xy[:, 1] <= H - 0.5))
+        cut = (
+            inside
+            if not partial
+            else (
+                (xy[:, 0] >= -0.5)
+                & (xy[:, 0] <= W - 0.5)
+                & (xy[:, 1] >= -0.5)
+                & (xy[:, 1] <= H - 0.5)
+            )
+        )
         sel = np.flatnonzero(cut)
         # chunks keep the coordinate arrays small on large images
         for start in range(0, len(sel), 4096):
-            idx = sel[start:start + 4096]
+            idx = sel[start : start + 4096]
             rows = xy[idx, 1][:, None, None] + off[None, :, None]
             cols = xy[idx, 0][:, None, None] + off[None, None, :]
             rows, cols = np.broadcast_arrays(rows, cols)
-            data[idx] = ndi.map_coordinates(img, [rows.ravel(), cols.ravel()], order=order,
-                                            mode="nearest").reshape(len(idx), size, size)
+            data[idx] = ndi.map_coordinates(
+                img, [rows.ravel(), cols.ravel()], order=order, mode="nearest"
+            ).reshape(len(idx), size, size)
         if normalise == "patch" and sel.size:
             # with partial patches the normalisation would mix in edge values: use the
             # inside ones only, the others keep image normalisation

@@ -15,8 +15,16 @@ from ..image import Micrograph
 
 __all__ = ["DisorderMap"]
 
-_TYPE_COLOURS = ["#1e90ff", "#34c759", "#ffcc00", "#af52de", "#ff9500", "#5ac8fa", "#ff2d55",
-                 "#8e8e93"]
+_TYPE_COLOURS = [
+    "#1e90ff",
+    "#34c759",
+    "#ffcc00",
+    "#af52de",
+    "#ff9500",
+    "#5ac8fa",
+    "#ff2d55",
+    "#8e8e93",
+]
 
 
 @dataclass
@@ -77,8 +85,9 @@ class DisorderMap:
     @property
     def disordered(self) -> np.ndarray:
         """Boolean flag per atom."""
-        return self.table["disordered"].to_numpy(dtype=bool) if len(self.table) else np.zeros(
-            0, bool)
+        return (
+            self.table["disordered"].to_numpy(dtype=bool) if len(self.table) else np.zeros(0, bool)
+        )
 
     @property
     def area_nm2(self) -> float | None:
@@ -112,8 +121,9 @@ class DisorderMap:
         return out
 
     # -- drawing -----------------------------------------------------------------------
-    def plot(self, ax: Any = None, *, marker_size: float | None = None,
-             show_types: bool = True) -> Any:
+    def plot(
+        self, ax: Any = None, *, marker_size: float | None = None, show_types: bool = True
+    ) -> Any:
         """The image with the amorphous mask (red, outlined) and the atoms: crystalline ones
         as small circles coloured by type, disordered ones as red crosses."""
         import matplotlib.pyplot as plt
@@ -139,19 +149,53 @@ class DisorderMap:
                 for k in sorted(int(v) for v in t.loc[crystal, "type"].unique()):
                     sel = crystal & (t["type"].to_numpy() == k)
                     colour = _TYPE_COLOURS[k % len(_TYPE_COLOURS)] if k >= 0 else "#cccccc"
-                    ax.scatter(t.loc[sel, "x"], t.loc[sel, "y"], s=size, facecolors="none",
-                               edgecolors=colour, linewidths=0.7)
-                    handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec=colour,
-                                          label=f"type {k} ({int(sel.sum())})"))
+                    ax.scatter(
+                        t.loc[sel, "x"],
+                        t.loc[sel, "y"],
+                        s=size,
+                        facecolors="none",
+                        edgecolors=colour,
+                        linewidths=0.7,
+                    )
+                    handles.append(
+                        Line2D(
+                            [],
+                            [],
+                            ls="",
+                            marker="o",
+                            mfc="none",
+                            mec=colour,
+                            label=f"type {k} ({int(sel.sum())})",
+                        )
+                    )
             dis = t["disordered"].to_numpy(bool)
             if dis.any():
-                ax.scatter(t.loc[dis, "x"], t.loc[dis, "y"], s=size, marker="x", c="#ff3b30",
-                           linewidths=0.8)
-                handles.append(Line2D([], [], ls="", marker="x", color="#ff3b30",
-                                      label=f"disordered ({int(dis.sum())})"))
-        handles.append(Line2D([], [], color="#ff3b30",
-                              label=f"amorphous {100 * self.area_fraction:.1f} %, "
-                                    f"{self.n_regions} region(s)"))
+                ax.scatter(
+                    t.loc[dis, "x"],
+                    t.loc[dis, "y"],
+                    s=size,
+                    marker="x",
+                    c="#ff3b30",
+                    linewidths=0.8,
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        ls="",
+                        marker="x",
+                        color="#ff3b30",
+                        label=f"disordered ({int(dis.sum())})",
+                    )
+                )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#ff3b30",
+                label=f"amorphous {100 * self.area_fraction:.1f} %, {self.n_regions} region(s)",
+            )
+        )
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.75)
@@ -188,15 +232,23 @@ class DisorderMap:
         if self.optimization is not None:
             opt = self.optimization
             pairs = [(0, 1)] if opt.n_objectives == 2 else [(1, 2), (0, 1), (0, 2)]
-            fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.0),
-                                     squeeze=False)
+            fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.0), squeeze=False)
             chosen = opt.settings.get("chosen_index")
             for (i, j), a in zip(pairs, axes.ravel(), strict=True):
                 opt.plot_pareto(a, x=i, y=j)
                 if chosen is not None:
                     y = opt.objectives[chosen]
-                    a.scatter([y[i]], [y[j]], marker="o", s=140, facecolors="none",
-                              edgecolors="k", linewidths=2.0, zorder=7, label="chosen")
+                    a.scatter(
+                        [y[i]],
+                        [y[j]],
+                        marker="o",
+                        s=140,
+                        facecolors="none",
+                        edgecolors="k",
+                        linewidths=2.0,
+                        zorder=7,
+                        label="chosen",
+                    )
                     a.legend(fontsize=7, loc="upper right", framealpha=0.8)
             fig.tight_layout()
             paths["pareto.png"] = save_figure(fig, out / "pareto.png")

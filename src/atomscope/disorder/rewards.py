@@ -105,8 +105,9 @@ class DisorderObjective:
 
     def __post_init__(self) -> None:
         if self.rewards not in REWARD_SETS:
-            raise ParameterError(f"rewards must be one of {', '.join(REWARD_SETS)}, not "
-                                 f"{self.rewards!r}")
+            raise ParameterError(
+                f"rewards must be one of {', '.join(REWARD_SETS)}, not {self.rewards!r}"
+            )
         self.names = REWARD_SETS[self.rewards]
         self.scored = np.zeros(self.graph.n, bool)
         self.scored[self.scored_index] = True
@@ -125,8 +126,9 @@ class DisorderObjective:
             post = self.mixture(covariance).posterior
             likely = np.zeros(self.graph.n, bool)
             likely[self.scored_index] = post > 0.5
-            grouped = likely & ~self.graph._small(likely, self.min_atoms) if likely.any() \
-                else likely
+            grouped = (
+                likely & ~self.graph._small(likely, self.min_atoms) if likely.any() else likely
+            )
             self._region[covariance] = np.where(grouped[self.scored_index], post, 0.0)
         return self._region[covariance]
 
@@ -162,8 +164,9 @@ class DisorderObjective:
         return [ev.objectives[k] for k in self.names]
 
 
-def choose_point(objectives: np.ndarray, pareto: np.ndarray, rewards: str, method: str,
-                 tolerance: float = 0.01) -> int | None:
+def choose_point(
+    objectives: np.ndarray, pareto: np.ndarray, rewards: str, method: str, tolerance: float = 0.01
+) -> int | None:
     """Index of the chosen evaluation (see the module notes); None when no evaluation has
     finite rewards (with the paper's rewards: nothing was ever flagged)."""
     Y = np.asarray(objectives, float)

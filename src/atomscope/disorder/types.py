@@ -27,8 +27,15 @@ from scipy.special import logsumexp
 
 from ..errors import ParameterError
 
-__all__ = ["AtomTypes", "TrimmedMixture", "classify_types", "crystalline_core", "pca_features",
-           "principal_axes", "trimmed_gmm"]
+__all__ = [
+    "AtomTypes",
+    "TrimmedMixture",
+    "classify_types",
+    "crystalline_core",
+    "pca_features",
+    "principal_axes",
+    "trimmed_gmm",
+]
 
 
 @dataclass
@@ -82,8 +89,11 @@ def _log_dens(Z: np.ndarray, w: np.ndarray, means: np.ndarray, covs: np.ndarray)
         chol = np.linalg.cholesky(covs[j])
         sol = np.linalg.solve(chol, (Z - means[j]).T)
         logdet = 2.0 * np.sum(np.log(np.diag(chol)))
-        out[:, j] = (np.log(max(w[j], 1e-300)) - 0.5 * (d * np.log(2 * np.pi) + logdet)
-                     - 0.5 * np.sum(sol**2, axis=0))
+        out[:, j] = (
+            np.log(max(w[j], 1e-300))
+            - 0.5 * (d * np.log(2 * np.pi) + logdet)
+            - 0.5 * np.sum(sol**2, axis=0)
+        )
     return out
 
 
@@ -103,7 +113,7 @@ def _trim(logp: np.ndarray, alpha: float, min_size: int) -> np.ndarray:
     n = len(logp)
     lmix = logsumexp(logp, axis=1)
     keep = np.zeros(n, bool)
-    keep[np.argsort(-lmix)[:max(1, int(np.ceil((1.0 - alpha) * n)))]] = True
+    keep[np.argsort(-lmix)[: max(1, int(np.ceil((1.0 - alpha) * n)))]] = True
     lab = np.argmax(logp, axis=1)
     own = logp[np.arange(n), lab]
     for j in range(logp.shape[1]):
@@ -113,9 +123,15 @@ def _trim(logp: np.ndarray, alpha: float, min_size: int) -> np.ndarray:
     return keep
 
 
-def _trimmed_kmeans_starts(Z: np.ndarray, k: int, alpha: float, n_best: int,
-                           rng: np.random.Generator, n_seeds: int = 24,
-                           n_lloyd: int = 12) -> list[np.ndarray]:
+def _trimmed_kmeans_starts(
+    Z: np.ndarray,
+    k: int,
+    alpha: float,
+    n_best: int,
+    rng: np.random.Generator,
+    n_seeds: int = 24,
+    n_lloyd: int = 12,
+) -> list[np.ndarray]:
     """Labels of the *n_best* of *n_seeds* trimmed k-means runs (lowest trimmed SSE).
 
     EM from k-means++ seeds alone often stops in a local optimum (two types merged, one split);
@@ -132,8 +148,12 @@ def _trimmed_kmeans_starts(Z: np.ndarray, k: int, alpha: float, n_best: int,
             dmin = d2[np.arange(n), lab]
             keep = np.zeros(n, bool)
             keep[np.argsort(dmin)[:n_keep]] = True
-            new = np.array([Z[keep & (lab == j)].mean(axis=0) if np.any(keep & (lab == j))
-                            else centres[j] for j in range(k)])
+            new = np.array(
+                [
+                    Z[keep & (lab == j)].mean(axis=0) if np.any(keep & (lab == j)) else centres[j]
+                    for j in range(k)
+                ]
+            )
             if np.allclose(new, centres):
                 break
             centres = new
@@ -161,7 +181,7 @@ def _m_step(Z: np.ndarray, resp: np.ndarray, reg: float):
     covs = np.empty((len(nk), d, d))
     for j in range(len(nk)):
         D = Z - means[j]
-        covs[j] = (D * resp[:, j:j + 1]).T @ D / nk[j] + reg * np.eye(d)
+        covs[j] = (D * resp[:, j : j + 1]).T @ D / nk[j] + reg * np.eye(d)
     return nk / nk.sum(), means, covs
 
 
@@ -225,7 +245,7 @@ def trimmed_gmm(
                 worst = np.argsort(lmix)[: max(min_size * 4, n // 10)]
                 for j in small:
                     centre = Z[rng.choice(worst)]
-                    near = np.argsort(((Z - centre) ** 2).sum(axis=1))[:min_size * 2]
+                    near = np.argsort(((Z - centre) ** 2).sum(axis=1))[: min_size * 2]
                     resp[:, j] = 0.0
                     resp[near, :] = 0.0
                     resp[near, j] = 1.0
@@ -312,8 +332,14 @@ def principal_axes(X: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray,
     return vt, s
 
 
-def pca_features(X: np.ndarray, n_components: int, *, fit_rows: np.ndarray | None = None,
-                 standardise: bool = False, seed: int = 0) -> np.ndarray:
+def pca_features(
+    X: np.ndarray,
+    n_components: int,
+    *,
+    fit_rows: np.ndarray | None = None,
+    standardise: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
     """Scores of the rows of *X* on the leading principal axes of ``X[fit_rows]``, scaled so
     that the first score has unit standard deviation (over the fitted rows).
 
@@ -383,13 +409,18 @@ def classify_types(
         raise ParameterError(f"n_types must be at least 1, got {n_types!r}")
     nc = int(core.sum())
     if n == 0 or nc == 0:
-        return AtomTypes(np.zeros(n, int), np.zeros(n, bool), 1 if n else 0,
-                         np.array([float(np.mean(centre_intensity))]) if n else np.zeros(0))
+        return AtomTypes(
+            np.zeros(n, int),
+            np.zeros(n, bool),
+            1 if n else 0,
+            np.array([float(np.mean(centre_intensity))]) if n else np.zeros(0),
+        )
     if n_types is not None and int(n_types) * 3 > nc:
         raise ParameterError(
             f"{nc} crystalline-looking atoms (away from the image edge) are too few to tell "
             f"{n_types} atom types apart: at least 3 per type are needed. Give fewer types or "
-            "a larger field.")
+            "a larger field."
+        )
     d = Z.shape[1]
     if n_types is not None:
         candidates = [int(n_types)]
@@ -411,8 +442,9 @@ def classify_types(
     labels = remap[raw]
     inliers = np.zeros(n, bool)
     inliers[np.flatnonzero(core)[fit.inliers]] = True
-    brightness = np.array([float(np.mean(centre_intensity[labels == t]))
-                           for t in range(len(order))])
+    brightness = np.array(
+        [float(np.mean(centre_intensity[labels == t])) for t in range(len(order))]
+    )
     return AtomTypes(labels, inliers, len(order), brightness, bic)
 
 
@@ -448,8 +480,9 @@ def crystalline_core(features: np.ndarray, *, k: int = 8, factor: float = 1.5) -
     return dk <= factor * float(np.median(dk))
 
 
-def translation_partners(xy: np.ndarray, vectors: np.ndarray, shape: tuple[int, int], *,
-                         tolerance: float) -> np.ndarray:
+def translation_partners(
+    xy: np.ndarray, vectors: np.ndarray, shape: tuple[int, int], *, tolerance: float
+) -> np.ndarray:
     """Fraction of each atom's lattice-translation partners (at ±a, ±b) that exist.
 
     Every column of a crystal repeats one lattice vector away, whatever the motif; a column of
@@ -483,8 +516,12 @@ def translation_partners(xy: np.ndarray, vectors: np.ndarray, shape: tuple[int, 
     expected = np.zeros(len(xy))
     for t in (v[0], -v[0], v[1], -v[1]):
         target = xy + t
-        inside = ((target[:, 0] >= 0) & (target[:, 0] <= w - 1) & (target[:, 1] >= 0)
-                  & (target[:, 1] <= h - 1))
+        inside = (
+            (target[:, 0] >= 0)
+            & (target[:, 0] <= w - 1)
+            & (target[:, 1] >= 0)
+            & (target[:, 1] <= h - 1)
+        )
         d, _ = tree.query(target, distance_upper_bound=tolerance)
         expected += inside
         found += inside & np.isfinite(d)

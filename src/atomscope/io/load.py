@@ -326,8 +326,12 @@ def _load_folder(
         if not -n <= frame < n:
             raise InvalidImageError(f"{folder} has {n} frame files; frame {frame} does not exist.")
         mg = load(files[frame], signal=signal, pixel_size=pixel_size, nonfinite=nonfinite)
-        return Micrograph(mg.data, mg.pixel_size, mg.metadata, Source(str(files[frame]), frame % n,
-                                                                      mg.source.signal, "folder"))
+        return Micrograph(
+            mg.data,
+            mg.pixel_size,
+            mg.metadata,
+            Source(str(files[frame]), frame % n, mg.source.signal, "folder"),
+        )
     frames = [load(p, signal=signal, pixel_size=pixel_size, nonfinite=nonfinite) for p in files]
     return _stack_frames(frames, str(folder), pixel_size, src)
 
@@ -363,8 +367,12 @@ def _load_zip(
             target = Path(tmp) / Path(m.filename).name
             target.write_bytes(archive.read(m))
             mg = load(target, signal=signal, pixel_size=pixel_size, nonfinite=nonfinite)
-            mg = Micrograph(mg.data, mg.pixel_size, {**mg.metadata, "archive_member": m.filename},
-                            Source(f"{path}::{m.filename}", frame, mg.source.signal, "zip"))
+            mg = Micrograph(
+                mg.data,
+                mg.pixel_size,
+                {**mg.metadata, "archive_member": m.filename},
+                Source(f"{path}::{m.filename}", frame, mg.source.signal, "zip"),
+            )
             frames.append(mg)
     if frame is not None:
         return frames[0]
@@ -429,7 +437,10 @@ def load(
 
         sig = raw_signal_from_hyperspy(source)
         return _signal_to_micrograph(
-            sig, frame=frame, pixel_size=pixel_size, nonfinite=nonfinite,
+            sig,
+            frame=frame,
+            pixel_size=pixel_size,
+            nonfinite=nonfinite,
             source=Source(None, frame, sig.name, "hyperspy"),
         )
     if isinstance(source, Micrograph):

@@ -18,5 +18,15 @@ from .ranking import METRICS, Ranking, rank
 
 match_structure = rank
 
-__all__ = ["Library", "LibrarySettings", "rank", "match_structure", "Ranking", "METRICS",
-           "segment_motifs", "MotifSegmentation", "match_image", "load_library"]
+__all__ = [
+    "Library",
+    "LibrarySettings",
+    "rank",
+    "match_structure",
+    "Ranking",
+    "METRICS",
+    "segment_motifs",
+    "MotifSegmentation",
+    "match_image",
+    "load_library",
+]

@@ -21,37 +21,139 @@ import numpy as np
 
 from ..errors import MissingFileError, ParameterError
 
-__all__ = ["Source", "builtin_sources", "ase_element_sources", "cif_sources", "load_source",
-           "distinct_zones", "STRUKTURBERICHT_TYPES", "ASE_ELEMENTS"]
+__all__ = [
+    "Source",
+    "builtin_sources",
+    "ase_element_sources",
+    "cif_sources",
+    "load_source",
+    "distinct_zones",
+    "STRUKTURBERICHT_TYPES",
+    "ASE_ELEMENTS",
+]
 
 #: Strukturbericht designation -> common structure-type name
 STRUKTURBERICHT_TYPES: dict[str, str] = {
-    "A1": "fcc", "A2": "bcc", "A3": "hcp", "A4": "diamond", "A_h": "simple cubic",
-    "A5": "beta-Sn", "A6": "In (bct)", "A7": "alpha-As", "A9": "graphite", "B1": "rocksalt",
-    "B2": "CsCl", "B3": "zincblende", "B4": "wurtzite", "B8_1": "NiAs", "C1": "fluorite",
-    "C3": "cuprite", "C4": "rutile", "C6": "CdI2", "C7": "MoS2", "C15": "Laves C15",
-    "C14": "Laves C14", "D0_3": "BiF3", "E2_1": "perovskite", "H1_1": "spinel",
-    "L1_0": "L1_0 (CuAu)", "L1_2": "L1_2 (Cu3Au)", "L2_1": "Heusler",
+    "A1": "fcc",
+    "A2": "bcc",
+    "A3": "hcp",
+    "A4": "diamond",
+    "A_h": "simple cubic",
+    "A5": "beta-Sn",
+    "A6": "In (bct)",
+    "A7": "alpha-As",
+    "A9": "graphite",
+    "B1": "rocksalt",
+    "B2": "CsCl",
+    "B3": "zincblende",
+    "B4": "wurtzite",
+    "B8_1": "NiAs",
+    "C1": "fluorite",
+    "C3": "cuprite",
+    "C4": "rutile",
+    "C6": "CdI2",
+    "C7": "MoS2",
+    "C15": "Laves C15",
+    "C14": "Laves C14",
+    "D0_3": "BiF3",
+    "E2_1": "perovskite",
+    "H1_1": "spinel",
+    "L1_0": "L1_0 (CuAu)",
+    "L1_2": "L1_2 (Cu3Au)",
+    "L2_1": "Heusler",
 }
 
 _BUILTIN_TYPES: dict[str, str] = {
-    "SrTiO3": "perovskite", "BaTiO3": "perovskite", "YBa2Cu3O7": "layered perovskite (YBCO)",
-    "Si": "diamond", "GaAs": "zincblende", "CdTe": "zincblende", "Au": "fcc", "Pt": "fcc",
-    "Cu": "fcc", "Ni": "fcc", "ZnO": "wurtzite", "MoS2": "MoS2 monolayer",
+    "SrTiO3": "perovskite",
+    "BaTiO3": "perovskite",
+    "YBa2Cu3O7": "layered perovskite (YBCO)",
+    "Si": "diamond",
+    "GaAs": "zincblende",
+    "CdTe": "zincblende",
+    "Au": "fcc",
+    "Pt": "fcc",
+    "Cu": "fcc",
+    "Ni": "fcc",
+    "ZnO": "wurtzite",
+    "MoS2": "MoS2 monolayer",
     "graphene": "graphene",
 }
 
 #: elements whose ASE reference crystal is included by default (common solids: no noble gases,
 #: no radioactive elements, no molecular crystals)
 ASE_ELEMENTS: tuple[str, ...] = (
-    "Li", "Be", "C", "Na", "Mg", "Al", "Si", "K", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni",
-    "Cu", "Zn", "Ge", "As", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Ru", "Rh", "Pd", "Ag", "Cd", "In",
-    "Sn", "Sb", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm",
-    "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Tl", "Pb", "Bi",
+    "Li",
+    "Be",
+    "C",
+    "Na",
+    "Mg",
+    "Al",
+    "Si",
+    "K",
+    "Ca",
+    "Sc",
+    "Ti",
+    "V",
+    "Cr",
+    "Fe",
+    "Co",
+    "Ni",
+    "Cu",
+    "Zn",
+    "Ge",
+    "As",
+    "Rb",
+    "Sr",
+    "Y",
+    "Zr",
+    "Nb",
+    "Mo",
+    "Ru",
+    "Rh",
+    "Pd",
+    "Ag",
+    "Cd",
+    "In",
+    "Sn",
+    "Sb",
+    "Cs",
+    "Ba",
+    "La",
+    "Ce",
+    "Pr",
+    "Nd",
+    "Sm",
+    "Eu",
+    "Gd",
+    "Tb",
+    "Dy",
+    "Ho",
+    "Er",
+    "Tm",
+    "Yb",
+    "Lu",
+    "Hf",
+    "Ta",
+    "W",
+    "Re",
+    "Os",
+    "Ir",
+    "Pt",
+    "Au",
+    "Tl",
+    "Pb",
+    "Bi",
 )
 
-_ASE_TYPES = {"fcc": "fcc", "bcc": "bcc", "hcp": "hcp", "diamond": "diamond",
-              "sc": "simple cubic", "bct": "bct", "rhombohedral": "rhombohedral"}
+_ASE_TYPES = {
+    "fcc": "fcc",
+    "bcc": "bcc",
+    "hcp": "hcp",
+    "diamond": "diamond",
+    "sc": "simple cubic",
+    "bct": "bct",
+    "rhombohedral": "rhombohedral",
+}
 
 
 @dataclass(frozen=True)
@@ -119,8 +221,9 @@ def cif_sources(cif_dir: Any = None, cifs: Any = None) -> list[Source]:
     return out
 
 
-_TAG = re.compile(r"^\s*(_aflow_proto|_aflow_Strukturbericht|_chemical_name_mineral)\s+(.*)$",
-                  re.MULTILINE)
+_TAG = re.compile(
+    r"^\s*(_aflow_proto|_aflow_Strukturbericht|_chemical_name_mineral)\s+(.*)$", re.MULTILINE
+)
 
 
 def _cif_tags(path: str) -> dict[str, str]:
@@ -152,8 +255,12 @@ def load_source(src: Source) -> tuple[Any, dict[str, Any]]:
 
     if src.kind == "builtin":
         atoms = load_structure(src.spec)
-        info = {"name": src.spec, "structure_type": _BUILTIN_TYPES.get(src.spec, src.spec),
-                "prototype": "", "source": src.key}
+        info = {
+            "name": src.spec,
+            "structure_type": _BUILTIN_TYPES.get(src.spec, src.spec),
+            "prototype": "",
+            "source": src.key,
+        }
     elif src.kind == "ase":
         from ase.build import bulk
         from ase.data import atomic_numbers, reference_states
@@ -162,16 +269,24 @@ def load_source(src: Source) -> tuple[Any, dict[str, Any]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             atoms = bulk(src.spec, cubic=sym in ("fcc", "bcc", "diamond", "sc"))
-        info = {"name": f"{src.spec} ({sym})", "structure_type": _ASE_TYPES.get(sym, sym),
-                "prototype": "", "source": src.key}
+        info = {
+            "name": f"{src.spec} ({sym})",
+            "structure_type": _ASE_TYPES.get(sym, sym),
+            "prototype": "",
+            "source": src.key,
+        }
     elif src.kind == "cif":
         atoms = load_structure(src.spec)
         label = Path(src.spec).stem
         tags = _cif_tags(src.spec)
-        info = {"name": label, "structure_type": _cif_type(tags, label),
-                "prototype": tags.get("_aflow_proto", ""),
-                "mineral": tags.get("_chemical_name_mineral", ""), "source": src.key,
-                "path": str(src.spec)}
+        info = {
+            "name": label,
+            "structure_type": _cif_type(tags, label),
+            "prototype": tags.get("_aflow_proto", ""),
+            "mineral": tags.get("_chemical_name_mineral", ""),
+            "source": src.key,
+            "path": str(src.spec),
+        }
     elif src.kind == "atoms":
         atoms = load_structure(src.spec)
         formula = atoms.get_chemical_formula(mode="metal", empirical=True)
@@ -240,8 +355,9 @@ def _rotations(atoms: Any) -> list[np.ndarray]:
     return _point_group(atoms)
 
 
-def distinct_zones(atoms: Any, zones: Any, max_repeat: float
-                   ) -> list[tuple[tuple[int, int, int], list[str]]]:
+def distinct_zones(
+    atoms: Any, zones: Any, max_repeat: float
+) -> list[tuple[tuple[int, int, int], list[str]]]:
     """Symmetry-distinct zones of ``zones`` (in order) whose repeat is at most ``max_repeat``.
 
     Returns

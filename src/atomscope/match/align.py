@@ -31,8 +31,17 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage as ndi
 
-__all__ = ["PolarGrid", "library_polar", "query_polar", "fourier_peaks", "correlate_polar",
-           "refine_transforms", "resample", "estimate_shifts", "reduce_shift"]
+__all__ = [
+    "PolarGrid",
+    "library_polar",
+    "query_polar",
+    "fourier_peaks",
+    "correlate_polar",
+    "refine_transforms",
+    "resample",
+    "estimate_shifts",
+    "reduce_shift",
+]
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,22 @@ class PolarGrid:
 
     def bins(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         phi = np.mod(np.arctan2(g[:, 1], g[:, 0]), math.pi) / self.d_phi
-        rho = (np.log(np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-12)) - math.log(self.k_min)) \
-            / self.d_rho
+        rho = (
+            np.log(np.maximum(np.hypot(g[:, 0], g[:, 1]), 1e-12)) - math.log(self.k_min)
+        ) / self.d_rho
         return phi, rho
 
 
-def _splat(grid: PolarGrid, owner: np.ndarray, phi: np.ndarray, rho: np.ndarray,
-           weight: np.ndarray, sig_phi: np.ndarray, sig_rho: np.ndarray, n: int) -> np.ndarray:
+def _splat(
+    grid: PolarGrid,
+    owner: np.ndarray,
+    phi: np.ndarray,
+    rho: np.ndarray,
+    weight: np.ndarray,
+    sig_phi: np.ndarray,
+    sig_rho: np.ndarray,
+    n: int,
+) -> np.ndarray:
     """Gaussian blobs on (n, n_phi, n_rho); φ periodic, ρ clipped.
 
     Every blob is drawn on its (2r+1)² neighbourhood at once (one ``bincount`` per block of
@@ -104,16 +122,18 @@ def _splat(grid: PolarGrid, owner: np.ndarray, phi: np.ndarray, rho: np.ndarray,
     bounds = np.append(bounds, len(owner)) if bounds[-1] != len(owner) else bounds
     flat_out = out.reshape(-1)
     for b in range(len(bounds) - 1):
-        sel = order[bounds[b]:bounds[b + 1]]
+        sel = order[bounds[b] : bounds[b + 1]]
         if len(sel) == 0:
             continue
         o0 = int(owner[sel].min())
         o1 = int(owner[sel].max()) + 1
-        flat = ((owner[sel, None, None] - o0) * grid.n_phi + jp[sel, :, None]) * grid.n_rho \
-            + jr[sel, None, :]
+        flat = ((owner[sel, None, None] - o0) * grid.n_phi + jp[sel, :, None]) * grid.n_rho + jr[
+            sel, None, :
+        ]
         val = (weight[sel, None, None] * wp[sel, :, None]) * wr[sel, None, :]
-        flat_out[o0 * cells:o1 * cells] += np.bincount(flat.ravel(), weights=val.ravel(),
-                                                       minlength=(o1 - o0) * cells)
+        flat_out[o0 * cells : o1 * cells] += np.bincount(
+            flat.ravel(), weights=val.ravel(), minlength=(o1 - o0) * cells
+        )
     return out
 
 
@@ -142,8 +162,9 @@ def library_polar(peaks: list[np.ndarray], grid: PolarGrid) -> dict[str, np.ndar
     return {"desc": desc, "fft": np.ascontiguousarray(fphi.transpose(1, 0, 2))}
 
 
-def query_polar(g: np.ndarray, weight: np.ndarray, rel_err: np.ndarray, grid: PolarGrid,
-                mirror: bool = False) -> np.ndarray:
+def query_polar(
+    g: np.ndarray, weight: np.ndarray, rel_err: np.ndarray, grid: PolarGrid, mirror: bool = False
+) -> np.ndarray:
     """Log-polar descriptor (n_phi, n_rho) of measured peaks; each blob is as wide as the
     peak position is uncertain (``rel_err`` = δk/k), at least ``grid.sigma`` bins."""
     g = np.asarray(g, dtype=np.float64).reshape(-1, 2)
@@ -157,8 +178,9 @@ def query_polar(g: np.ndarray, weight: np.ndarray, rel_err: np.ndarray, grid: Po
     return _normalise(d).astype(np.float32)
 
 
-def _ring_stats(values: np.ndarray, ring: np.ndarray, n_rings: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _ring_stats(
+    values: np.ndarray, ring: np.ndarray, n_rings: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Median and MAD of ``values`` per integer ring index."""
     order = np.lexsort((values, ring))
     v = values[order]
@@ -181,9 +203,15 @@ def _ring_stats(values: np.ndarray, ring: np.ndarray, n_rings: int
     return med, mad
 
 
-def fourier_peaks(image: np.ndarray, pixel_size: float, *, k_min: float, k_max: float,
-                  threshold: float = 5.0, max_peaks: int = 80
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fourier_peaks(
+    image: np.ndarray,
+    pixel_size: float,
+    *,
+    k_min: float,
+    k_max: float,
+    threshold: float = 5.0,
+    max_peaks: int = 80,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bragg peaks of an image: local maxima of the Hann-windowed amplitude spectrum standing
     ``threshold`` robust standard deviations (1.4826 × MAD) above the median of their ring of
     equal |k|, and at least 1 % of the strongest peak.
@@ -263,9 +291,14 @@ def fourier_peaks(image: np.ndarray, pixel_size: float, *, k_min: float, k_max: 
     return g, den, rel
 
 
-def correlate_polar(lib_fft: np.ndarray, query_desc: np.ndarray, grid: PolarGrid,
-                    centers: np.ndarray, half_width: float, chunk: int = 1024
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def correlate_polar(
+    lib_fft: np.ndarray,
+    query_desc: np.ndarray,
+    grid: PolarGrid,
+    centers: np.ndarray,
+    half_width: float,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best (δφ, δρ) of every entry, searching δρ within ``centers ± half_width`` bins.
 
     The correlation ``C(δφ, δρ) = Σ L(φ, ρ) Q(φ + δφ, ρ + δρ)`` is circular in φ (FFT along
@@ -295,9 +328,9 @@ def correlate_polar(lib_fft: np.ndarray, query_desc: np.ndarray, grid: PolarGrid
     qs = np.zeros((nk, nr, len(offs_all)), np.complex64)
     for j, d in enumerate(offs_all):
         if d >= 0:
-            qs[:, :nr - d, j] = qf[:, d:] if d < nr else 0
+            qs[:, : nr - d, j] = qf[:, d:] if d < nr else 0
         else:
-            qs[:, -d:, j] = qf[:, :nr + d] if -d < nr else 0
+            qs[:, -d:, j] = qf[:, : nr + d] if -d < nr else 0
     score = np.zeros(n)
     dphi = np.zeros(n)
     drho = np.zeros(n)
@@ -326,11 +359,13 @@ def correlate_polar(lib_fft: np.ndarray, query_desc: np.ndarray, grid: PolarGrid
         r2 = np.where(jr < n_off - 1, c[k, ip, np.minimum(jr + 1, n_off - 1)], -np.inf)
         with np.errstate(invalid="ignore", divide="ignore"):  # -inf neighbours: no sub-bin
             den = p0 - 2 * best + p2
-            fp = np.where(np.isfinite(den) & (den < 0),
-                          0.5 * (p0 - p2) / np.where(den < 0, den, -1), 0.0)
+            fp = np.where(
+                np.isfinite(den) & (den < 0), 0.5 * (p0 - p2) / np.where(den < 0, den, -1), 0.0
+            )
             den = r0 - 2 * best + r2
-            fr = np.where(np.isfinite(den) & (den < 0),
-                          0.5 * (r0 - r2) / np.where(den < 0, den, -1), 0.0)
+            fr = np.where(
+                np.isfinite(den) & (den < 0), 0.5 * (r0 - r2) / np.where(den < 0, den, -1), 0.0
+            )
         score[s:e] = best
         dphi[s:e] = ip + np.clip(fp, -0.5, 0.5)
         drho[s:e] = offs[k, jr] + np.clip(fr, -0.5, 0.5)
@@ -346,12 +381,19 @@ def _similarity(g_l: np.ndarray, g_q: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.array([[z.real, -z.imag], [z.imag, z.real]])
 
 
-def refine_transforms(query_g: np.ndarray, query_w: np.ndarray, lib_peaks: list[np.ndarray],
-                      B0: np.ndarray, mirror: np.ndarray, *, tolerance: float = 0.04,
-                      max_strain: float = 0.05, affine: bool = True,
-                      blur_range: tuple[float, float] = (-0.003, 0.008),
-                      scale_bounds: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def refine_transforms(
+    query_g: np.ndarray,
+    query_w: np.ndarray,
+    lib_peaks: list[np.ndarray],
+    B0: np.ndarray,
+    mirror: np.ndarray,
+    *,
+    tolerance: float = 0.04,
+    max_strain: float = 0.05,
+    affine: bool = True,
+    blur_range: tuple[float, float] = (-0.003, 0.008),
+    scale_bounds: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Refine reciprocal-space maps by least squares on paired peaks.
 
     Parameters
@@ -457,9 +499,14 @@ def refine_transforms(query_g: np.ndarray, query_w: np.ndarray, lib_peaks: list[
     return out, npairs, blur, clamped
 
 
-def resample(image: np.ndarray, center: np.ndarray, A_px: np.ndarray, size: int,
-             shift: np.ndarray | None = None, order: int = 1
-             ) -> tuple[np.ndarray, np.ndarray]:
+def resample(
+    image: np.ndarray,
+    center: np.ndarray,
+    A_px: np.ndarray,
+    size: int,
+    shift: np.ndarray | None = None,
+    order: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``image`` at ``center + A_px (u + shift − c)`` for every patch pixel u.
 
     Parameters
@@ -487,15 +534,22 @@ def resample(image: np.ndarray, center: np.ndarray, A_px: np.ndarray, size: int,
     # X = A (u + shift) + center: per candidate an offset plus two separable terms (float32:
     # 1e-4 px at 1,000 px, far below what bilinear interpolation resolves)
     off = np.einsum("kij,kj->ki", A, sh) + np.asarray(center, np.float32)
-    X0 = (A[:, 0, 0, None, None] * v[None, None, :] + A[:, 0, 1, None, None] * v[None, :, None]
-          + off[:, 0, None, None])
-    X1 = (A[:, 1, 0, None, None] * v[None, None, :] + A[:, 1, 1, None, None] * v[None, :, None]
-          + off[:, 1, None, None])
+    X0 = (
+        A[:, 0, 0, None, None] * v[None, None, :]
+        + A[:, 0, 1, None, None] * v[None, :, None]
+        + off[:, 0, None, None]
+    )
+    X1 = (
+        A[:, 1, 0, None, None] * v[None, None, :]
+        + A[:, 1, 1, None, None] * v[None, :, None]
+        + off[:, 1, None, None]
+    )
     h, w = image.shape
     valid = (X0 >= 0) & (X0 <= w - 1) & (X1 >= 0) & (X1 <= h - 1)
     if order != 1 or min(h, w) < 2:
-        out = ndi.map_coordinates(np.asarray(image, dtype=np.float64), [X1, X0], order=order,
-                                  mode="constant", cval=0.0)
+        out = ndi.map_coordinates(
+            np.asarray(image, dtype=np.float64), [X1, X0], order=order, mode="constant", cval=0.0
+        )
         return np.where(valid, out, 0.0).astype(np.float32), valid
     # bilinear, vectorised gather (zero outside)
     np.clip(X0, 0, w - 1.001, out=X0)
@@ -520,8 +574,9 @@ def _hann2(size: int) -> np.ndarray:
     return (h[:, None] * h[None, :]).astype(np.float32)
 
 
-def estimate_shifts(patches: np.ndarray, valid: np.ndarray, refs: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def estimate_shifts(
+    patches: np.ndarray, valid: np.ndarray, refs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Shift δ (px) with ``patch(u + δ) ≈ ref(u)``, for the patch and its 180° rotation.
 
     Returns

@@ -76,11 +76,20 @@ def match_image(
         raise ParameterError(
             "matching needs a structure library: build one with `atomscope library build -o "
             "lib.h5` (or atomscope.match.Library.build) and pass library=lib.h5 "
-            "(--library lib.h5 on the command line)")
+            "(--library lib.h5 on the command line)"
+        )
     lib = library if isinstance(library, Library) else load_library(library)
-    return rank(image, lib, metric=metric, pixel_size=pixel_size, region=parse_region(region),
-                shortlist=shortlist, scale_tolerance=scale_tolerance, affine=affine,
-                background=background)
+    return rank(
+        image,
+        lib,
+        metric=metric,
+        pixel_size=pixel_size,
+        region=parse_region(region),
+        shortlist=shortlist,
+        scale_tolerance=scale_tolerance,
+        affine=affine,
+        background=background,
+    )
 
 
 def parse_region(region: Any) -> Any:
@@ -99,5 +108,6 @@ def parse_region(region: Any) -> Any:
     except ValueError:
         raise ParameterError(
             f"cannot read region {region!r}: write it as y0:y1,x0:x1 in pixels "
-            "(e.g. 300:512,0:512) or auto") from None
+            "(e.g. 300:512,0:512) or auto"
+        ) from None
     return (y0, y1, x0, x1)

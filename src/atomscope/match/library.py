@@ -48,8 +48,15 @@ from ._structures import (
     load_source,
 )
 
-__all__ = ["Library", "LibrarySettings", "FILE_FORMAT", "equivalent_entries", "merge_columns",
-           "bragg_peaks", "primitive_lattice"]
+__all__ = [
+    "Library",
+    "LibrarySettings",
+    "FILE_FORMAT",
+    "equivalent_entries",
+    "merge_columns",
+    "bragg_peaks",
+    "primitive_lattice",
+]
 
 FILE_FORMAT = "atomscope-structure-library"
 FILE_VERSION = 1
@@ -138,8 +145,11 @@ class LibrarySettings:
         """The probe the motif images are rendered with (smoothing included)."""
         from ..simulate import Probe
 
-        return Probe(voltage=self.voltage, convergence=self.convergence,
-                     source_size=self.effective_source_size)
+        return Probe(
+            voltage=self.voltage,
+            convergence=self.convergence,
+            source_size=self.effective_source_size,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -157,16 +167,17 @@ class LibrarySettings:
 
 # -- one entry ------------------------------------------------------------------------------
 
-def _lattice_points(lattice_px: np.ndarray, sites_px: np.ndarray, center: np.ndarray,
-                    half: float) -> tuple[np.ndarray, np.ndarray]:
+
+def _lattice_points(
+    lattice_px: np.ndarray, sites_px: np.ndarray, center: np.ndarray, half: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Column positions (px) of a tiled projected cell within a square of half-side ``half``
     around ``center`` (lattice origin at ``center``); also the site index of each."""
     corners = np.array([[-half, -half], [half, -half], [-half, half], [half, half]])
     frac = corners @ np.linalg.inv(lattice_px)
     lo = np.floor(frac.min(axis=0)).astype(int) - 1
     hi = np.ceil(frac.max(axis=0)).astype(int) + 1
-    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1),
-                         indexing="ij")
+    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
     cells = np.stack([ii.ravel(), jj.ravel()], axis=1) @ lattice_px
     pos = (cells[:, None, :] + sites_px[None, :, :]).reshape(-1, 2)
     site = np.tile(np.arange(len(sites_px)), len(cells))
@@ -174,8 +185,7 @@ def _lattice_points(lattice_px: np.ndarray, sites_px: np.ndarray, center: np.nda
     return pos[keep] + center, site[keep]
 
 
-def merge_columns(xy: np.ndarray, w: np.ndarray, distance: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def merge_columns(xy: np.ndarray, w: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
     """Merge points closer than ``distance`` (connected components) into their weighted
     centroid with the summed weight."""
     if len(xy) < 2 or distance <= 0:
@@ -196,9 +206,16 @@ def merge_columns(xy: np.ndarray, w: np.ndarray, distance: float
     return np.stack([x, y], axis=1), ws
 
 
-def bragg_peaks(lattice_nm: np.ndarray, sites_nm: np.ndarray, weights: np.ndarray,
-                probe: Any, k_min: float, k_max: float, floor: float, max_peaks: int
-                ) -> np.ndarray:
+def bragg_peaks(
+    lattice_nm: np.ndarray,
+    sites_nm: np.ndarray,
+    weights: np.ndarray,
+    probe: Any,
+    k_min: float,
+    k_max: float,
+    floor: float,
+    max_peaks: int,
+) -> np.ndarray:
     """(n, 3) array of (gx, gy) in 1/nm (image frame, one of each Friedel pair) and the
     relative amplitude ``|F(g)| OTF(|g|) / Σw`` of the Bragg peaks of a projected crystal."""
     recip = np.linalg.inv(lattice_nm).T  # rows a*, b*: a·a* = 1
@@ -234,8 +251,9 @@ def bragg_peaks(lattice_nm: np.ndarray, sites_nm: np.ndarray, weights: np.ndarra
     return np.column_stack([g[order], amp[order]]).astype(np.float32)
 
 
-def primitive_lattice(lattice_nm: np.ndarray, sites_nm: np.ndarray, keys: Sequence[Any],
-                      tol: float = 0.005) -> tuple[np.ndarray, int]:
+def primitive_lattice(
+    lattice_nm: np.ndarray, sites_nm: np.ndarray, keys: Sequence[Any], tol: float = 0.005
+) -> tuple[np.ndarray, int]:
     """The primitive 2-D lattice of a projected column pattern (translations mapping every
     column onto a column of the same composition), reduced; and the number of such
     translations per projected cell (the cell's multiplicity)."""
@@ -312,13 +330,15 @@ def _fingerprint(prim: np.ndarray, sites_nm: np.ndarray, w: np.ndarray) -> dict[
     k = min(7, len(pts))
     d, j = cKDTree(pts).query(sites_nm, k=k)
     nb = np.concatenate([d[:, 1:, None], pw[j[:, 1:]][:, :, None]], axis=2)
-    rows = sorted((round(float(wr[i]), 2), *np.round(nb[i, :, 0], 4).tolist())
-                  for i in range(len(sites_nm)))
+    rows = sorted(
+        (round(float(wr[i]), 2), *np.round(nb[i, :, 0], 4).tolist()) for i in range(len(sites_nm))
+    )
     return {"a": float(la), "b": float(lb), "angle": float(ang), "rows": rows}
 
 
-def _same_fingerprint(f1: dict[str, Any], f2: dict[str, Any], rel: float = 0.01,
-                      weight_tol: float = 0.03) -> bool:
+def _same_fingerprint(
+    f1: dict[str, Any], f2: dict[str, Any], rel: float = 0.01, weight_tol: float = 0.03
+) -> bool:
     """Same projected pattern up to rotation/mirror, with lattice lengths within ``rel``
     (relative) of each other, the cell shape within 1 % / 0.5°, and relative column weights
     within ``weight_tol``."""
@@ -335,12 +355,15 @@ def _same_fingerprint(f1: dict[str, Any], f2: dict[str, Any], rel: float = 0.01,
     if u1.shape != u2.shape:
         return False
     scale = f1["a"] / f2["a"]
-    return bool(np.allclose(u1[:, 0], u2[:, 0], atol=weight_tol + 0.005)
-                and np.allclose(u1[:, 1:], u2[:, 1:] * scale, atol=0.011))
+    return bool(
+        np.allclose(u1[:, 0], u2[:, 0], atol=weight_tol + 0.005)
+        and np.allclose(u1[:, 1:], u2[:, 1:] * scale, atol=0.011)
+    )
 
 
-def equivalent_entries(library: Library, index: int, *, scale_tolerance: float = 0.06,
-                       weight_tolerance: float = 0.05) -> np.ndarray:
+def equivalent_entries(
+    library: Library, index: int, *, scale_tolerance: float = 0.06, weight_tolerance: float = 0.05
+) -> np.ndarray:
     """Entries whose projected column pattern equals entry ``index``'s up to a rotation, a
     mirror, a scale change within ``scale_tolerance`` and relative column weights within
     ``weight_tolerance`` (after normalisation to the brightest column): images that no
@@ -386,19 +409,34 @@ def make_entry(proj: Any, settings: LibrarySettings, probe: Any) -> dict[str, An
     vw = vw / max(vw.max(), 1e-30)
     vis = vw >= settings.min_relative_weight
     visible = np.column_stack([vxy[vis], vw[vis]]).astype(np.float32)
-    peaks = bragg_peaks(proj.lattice, proj.sites, w_site, probe, settings.k_min,
-                        settings.k_max, settings.peak_floor, settings.max_peaks)
+    peaks = bragg_peaks(
+        proj.lattice,
+        proj.sites,
+        w_site,
+        probe,
+        settings.k_min,
+        settings.k_max,
+        settings.peak_floor,
+        settings.max_peaks,
+    )
     # visible columns per projected cell (for reporting)
     cxy, cw = merge_columns(sites_px, w_site, settings.merge_distance / ps)
     n_vis_cell = int(np.sum(cw / max(cw.max(), 1e-30) >= settings.min_relative_weight))
     prim, mult = primitive_lattice(proj.lattice, proj.sites, proj.species)
-    return {"image": img, "columns": cols, "visible": visible, "peaks": peaks,
-            "fingerprint": _fingerprint(prim, proj.sites, w_site),
-            "n_visible_per_cell": max(n_vis_cell // mult, 1), "primitive": prim}
+    return {
+        "image": img,
+        "columns": cols,
+        "visible": visible,
+        "peaks": peaks,
+        "fingerprint": _fingerprint(prim, proj.sites, w_site),
+        "n_visible_per_cell": max(n_vis_cell // mult, 1),
+        "primitive": prim,
+    }
 
 
-def entries_for_source(src: Source, settings: LibrarySettings) -> tuple[list[dict[str, Any]],
-                                                                          str | None]:
+def entries_for_source(
+    src: Source, settings: LibrarySettings
+) -> tuple[list[dict[str, Any]], str | None]:
     """All library entries of one structure (one per symmetry-distinct zone), or a reason."""
     from ..simulate import project, zone_period
     from ..simulate.projection import format_zone
@@ -422,8 +460,11 @@ def entries_for_source(src: Source, settings: LibrarySettings) -> tuple[list[dic
         for zone, equiv in zones:
             try:
                 length = float(np.linalg.norm(np.asarray(zone) @ cell)) / 10.0
-                if periodic and length > settings.max_repeat and \
-                        zone_period(atoms, zone) > settings.max_repeat:
+                if (
+                    periodic
+                    and length > settings.max_repeat
+                    and zone_period(atoms, zone) > settings.max_repeat
+                ):
                     continue  # (project would refuse it, after a costly explanation)
                 proj = project(atoms, zone, max_repeat=settings.max_repeat)
             except ParameterError as exc:
@@ -442,7 +483,9 @@ def entries_for_source(src: Source, settings: LibrarySettings) -> tuple[list[dic
                 "period_nm": None if proj.two_d else float(proj.period),
                 "lattice_nm": np.round(red, 6).tolist(),
                 "cell_nm": np.round(proj.lattice, 6).tolist(),
-                "a_nm": float(la), "b_nm": float(lb), "gamma_deg": float(gamma),
+                "a_nm": float(la),
+                "b_nm": float(lb),
+                "gamma_deg": float(gamma),
                 "n_sites": int(proj.n_sites),
                 "n_visible_per_cell": e.pop("n_visible_per_cell"),
                 "aliases": [],
@@ -490,14 +533,17 @@ def _open_for_append(path: Path, settings: LibrarySettings, overwrite: bool):
             raise CorruptFileError(f"cannot open library {path} for resuming: {exc}") from exc
         if f.attrs.get("format") != FILE_FORMAT:
             f.close()
-            raise ParameterError(f"{path} is not an atomscope structure library; "
-                                 "choose another output path or pass overwrite=True")
+            raise ParameterError(
+                f"{path} is not an atomscope structure library; "
+                "choose another output path or pass overwrite=True"
+            )
         stored = json.loads(f.attrs["settings"])
         if stored != json.loads(json.dumps(settings.as_dict())):
             f.close()
             raise ParameterError(
                 f"{path} was built with other settings; pass overwrite=True to rebuild it, or "
-                "build into another file")
+                "build into another file"
+            )
         n = int(f.attrs["n_entries"])
         nsrc = int(f.attrs["n_sources"])
         # cut back anything written after the last committed chunk
@@ -522,30 +568,42 @@ def _open_for_append(path: Path, settings: LibrarySettings, overwrite: bool):
     f.attrs["n_sources"] = 0
     f.attrs["skipped"] = "{}"
     str_dt = h5py.string_dtype()
-    f.create_dataset("images", shape=(0, s, s), maxshape=(None, s, s), dtype=np.float16,
-                     chunks=(16, s, s), compression="gzip", compression_opts=1, shuffle=True)
+    f.create_dataset(
+        "images",
+        shape=(0, s, s),
+        maxshape=(None, s, s),
+        dtype=np.float16,
+        chunks=(16, s, s),
+        compression="gzip",
+        compression_opts=1,
+        shuffle=True,
+    )
     f.create_dataset("meta", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(256,))
     for name in _RAGGED:
-        f.create_dataset(name, shape=(0, 3), maxshape=(None, 3), dtype=np.float32,
-                         chunks=(4096, 3))
-        f.create_dataset(f"{name}_offsets", data=np.zeros(1, np.int64), maxshape=(None,),
-                         chunks=(1024,))
+        f.create_dataset(name, shape=(0, 3), maxshape=(None, 3), dtype=np.float32, chunks=(4096, 3))
+        f.create_dataset(
+            f"{name}_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,)
+        )
     f.create_dataset("sources", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(256,))
-    f.create_dataset("source_counts", shape=(0,), maxshape=(None,), dtype=np.int32,
-                     chunks=(256,))
+    f.create_dataset("source_counts", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(256,))
     f.flush()
     return f
 
 
-def _append(f: Any, entries: list[dict[str, Any]], sources: list[str], counts: list[int],
-            skipped: dict[str, str]) -> None:
+def _append(
+    f: Any,
+    entries: list[dict[str, Any]],
+    sources: list[str],
+    counts: list[int],
+    skipped: dict[str, str],
+) -> None:
     n = int(f.attrs["n_entries"])
     k = len(entries)
     if k:
         f["images"].resize(n + k, axis=0)
-        f["images"][n:n + k] = np.stack([e["image"] for e in entries]).astype(np.float16)
+        f["images"][n : n + k] = np.stack([e["image"] for e in entries]).astype(np.float16)
         f["meta"].resize(n + k, axis=0)
-        f["meta"][n:n + k] = [json.dumps(e["meta"]) for e in entries]
+        f["meta"][n : n + k] = [json.dumps(e["meta"]) for e in entries]
         for name in _RAGGED:
             ds, off = f[name], f[f"{name}_offsets"]
             start = int(off[n])
@@ -554,9 +612,9 @@ def _append(f: Any, entries: list[dict[str, Any]], sources: list[str], counts: l
             total = int(lens.sum())
             ds.resize(start + total, axis=0)
             if total:
-                ds[start:start + total] = np.concatenate(arrays)
+                ds[start : start + total] = np.concatenate(arrays)
             off.resize(n + k + 1, axis=0)
-            off[n + 1:n + k + 1] = start + np.cumsum(lens)
+            off[n + 1 : n + k + 1] = start + np.cumsum(lens)
     m = int(f.attrs["n_sources"])
     f["sources"].resize(m + len(sources), axis=0)
     f["sources"][m:] = sources
@@ -578,6 +636,7 @@ def _update_aliases(f: Any, index: int, meta: dict[str, Any]) -> None:
 
 
 # -- the Library ----------------------------------------------------------------------------
+
 
 @dataclass
 class Library:
@@ -705,8 +764,10 @@ class Library:
             else:
                 raise ParameterError(f"cannot use {type(s).__name__} as a library structure")
         if not sources:
-            raise ParameterError("the library has no structures: enable builtin/ase_elements "
-                                 "or give cif_dir, cifs or structures")
+            raise ParameterError(
+                "the library has no structures: enable builtin/ase_elements "
+                "or give cif_dir, cifs or structures"
+            )
         temporary = path is None
         if temporary:
             import tempfile
@@ -723,9 +784,17 @@ class Library:
             try:
                 done = set(f["sources"].asstr()[:].tolist()) if f["sources"].shape[0] else set()
                 todo = [s for s in sources if s.key not in done]
-                cls._build_into(f, todo, settings, executor=executor, chunk_size=chunk_size,
-                                max_entries=max_entries, show_progress=show_progress,
-                                total=len(sources), already=len(sources) - len(todo))
+                cls._build_into(
+                    f,
+                    todo,
+                    settings,
+                    executor=executor,
+                    chunk_size=chunk_size,
+                    max_entries=max_entries,
+                    show_progress=show_progress,
+                    total=len(sources),
+                    already=len(sources) - len(todo),
+                )
                 f.attrs["build_seconds_last"] = time.perf_counter() - t0
             finally:
                 f.close()
@@ -738,9 +807,18 @@ class Library:
         return lib
 
     @staticmethod
-    def _build_into(f: Any, todo: list[Source], settings: LibrarySettings, *, executor: Any,
-                    chunk_size: int, max_entries: int | None, show_progress: bool, total: int,
-                    already: int) -> None:
+    def _build_into(
+        f: Any,
+        todo: list[Source],
+        settings: LibrarySettings,
+        *,
+        executor: Any,
+        chunk_size: int,
+        max_entries: int | None,
+        show_progress: bool,
+        total: int,
+        already: int,
+    ) -> None:
         # de-duplication across sources: same formula and same projection -> alias
         by_formula: dict[str, list[tuple[int, dict[str, Any], dict[str, Any]]]] = {}
         n_now = int(f.attrs["n_entries"])
@@ -748,11 +826,11 @@ class Library:
             metas = f["meta"].asstr()[:n_now]
             for i, m in enumerate(metas):
                 meta = json.loads(m)
-                by_formula.setdefault(meta["formula"], []).append((i, meta["fingerprint"],
-                                                                   meta))
-        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
-        bar = progress_bar(show_progress=show_progress, total=total, desc="library",
-                           unit="structure")
+                by_formula.setdefault(meta["formula"], []).append((i, meta["fingerprint"], meta))
+        chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+        bar = progress_bar(
+            show_progress=show_progress, total=total, desc="library", unit="structure"
+        )
         bar.update(already)
         sdict = settings.as_dict()
         futures: list[Any] = []
@@ -785,7 +863,8 @@ class Library:
                             continue
                         idx = n_base + len(entries)
                         by_formula.setdefault(meta["formula"], []).append(
-                            (idx, e["fingerprint"], meta))
+                            (idx, e["fingerprint"], meta)
+                        )
                         entries.append(e)
                         kept += 1
                     counts.append(kept)
@@ -826,12 +905,21 @@ class Library:
             metas = [json.loads(m) for m in f["meta"].asstr()[:n]]
             ragged = {}
             for name in _RAGGED:
-                off = np.asarray(f[f"{name}_offsets"][:n + 1])
-                data = np.asarray(f[name][:int(off[-1]) if n else 0])
-                ragged[name] = [data[off[i]:off[i + 1]] for i in range(n)]
+                off = np.asarray(f[f"{name}_offsets"][: n + 1])
+                data = np.asarray(f[name][: int(off[-1]) if n else 0])
+                ragged[name] = [data[off[i] : off[i + 1]] for i in range(n)]
             skipped = json.loads(f.attrs.get("skipped", "{}"))
-        return cls(settings, _table(metas), images, ragged["columns"], ragged["visible"],
-                   ragged["peaks"], metas, path, skipped)
+        return cls(
+            settings,
+            _table(metas),
+            images,
+            ragged["columns"],
+            ragged["visible"],
+            ragged["peaks"],
+            metas,
+            path,
+            skipped,
+        )
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Library:
         """A new in-memory library holding only the given entries (in that order)."""
@@ -839,9 +927,17 @@ class Library:
         if idx.dtype == bool:
             idx = np.nonzero(idx)[0]
         metas = [self.meta[i] for i in idx]
-        return Library(self.settings, _table(metas), self.images[idx],
-                       [self.columns[i] for i in idx], [self.visible[i] for i in idx],
-                       [self.peaks[i] for i in idx], metas, None, dict(self.skipped))
+        return Library(
+            self.settings,
+            _table(metas),
+            self.images[idx],
+            [self.columns[i] for i in idx],
+            [self.visible[i] for i in idx],
+            [self.peaks[i] for i in idx],
+            metas,
+            None,
+            dict(self.skipped),
+        )
 
     def select(self, **criteria: Any) -> Library:
         """Entries whose table columns equal the given values (lists mean "any of")."""
@@ -854,8 +950,9 @@ class Library:
         return self.subset(np.nonzero(m)[0])
 
     # -- derived, cached --------------------------------------------------------------------
-    def ssim_stats(self, sigma: float, indices: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def ssim_stats(
+        self, sigma: float, indices: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Local means and variances (Gaussian window of ``sigma`` px) of the motif images
         (all, or those at ``indices``), computed once per entry and cached."""
         from .metrics import local_stats
@@ -864,8 +961,11 @@ class Library:
         n = len(self.images)
         if key not in self._cache:
             s = self.settings.size
-            self._cache[key] = (np.empty((n, s, s), np.float32), np.empty((n, s, s), np.float32),
-                                np.zeros(n, bool))
+            self._cache[key] = (
+                np.empty((n, s, s), np.float32),
+                np.empty((n, s, s), np.float32),
+                np.zeros(n, bool),
+            )
         mu, var, done = self._cache[key]
         idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         todo = np.unique(idx[~done[idx]])
@@ -909,7 +1009,8 @@ class Library:
             "entries": len(t),
             "structures": int(t["source"].nunique()) if len(t) else 0,
             "by_source_kind": t["source"].str.split(":").str[0].value_counts().to_dict()
-            if len(t) else {},
+            if len(t)
+            else {},
             "pixel_size_nm": self.settings.pixel_size,
             "image_size_px": self.settings.size,
             "max_repeat_nm": self.settings.max_repeat,
@@ -923,9 +1024,13 @@ class Library:
 
         return rank(image, self, **kwargs)
 
-    def render(self, index: int, transform: np.ndarray | None = None,
-               shift_nm: tuple[float, float] = (0.0, 0.0), size: int | None = None
-               ) -> np.ndarray:
+    def render(
+        self,
+        index: int,
+        transform: np.ndarray | None = None,
+        shift_nm: tuple[float, float] = (0.0, 0.0),
+        size: int | None = None,
+    ) -> np.ndarray:
         """Render an entry (from its stored columns) in another frame: library nm ξ map to
         ``transform @ (ξ + shift_nm)``; returns a normalised ``size²`` image at the library
         pixel scale."""
@@ -939,8 +1044,9 @@ class Library:
         A = np.eye(2) if transform is None else np.asarray(transform, dtype=np.float64)
         xi = (cols[:, :2] - c0) * ps + np.asarray(shift_nm)
         v = xi @ A.T / ps + c
-        img = render_columns(v, cols[:, 2], (s, s), self.settings.probe(), pixel_size=ps,
-                             warn_undersampled=False).astype(np.float64)
+        img = render_columns(
+            v, cols[:, 2], (s, s), self.settings.probe(), pixel_size=ps, warn_undersampled=False
+        ).astype(np.float64)
         img -= img.mean()
         sd = img.std()
         return (img / sd if sd > 0 else img).astype(np.float32)
@@ -949,17 +1055,44 @@ class Library:
 def _table(metas: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for m in metas:
-        rows.append({
-            "name": m["name"], "formula": m["formula"], "structure_type": m["structure_type"],
-            "prototype": m.get("prototype", ""), "source": m["source"],
-            "zone": m["zone_label"], "u": m["zone"][0], "v": m["zone"][1], "w": m["zone"][2],
-            "equivalent_zones": " ".join(m.get("equivalent_zones", [])),
-            "period_nm": m.get("period_nm"), "a_nm": m["a_nm"], "b_nm": m["b_nm"],
-            "gamma_deg": m["gamma_deg"], "n_sites": m["n_sites"],
-            "n_visible_per_cell": m["n_visible_per_cell"],
-            "aliases": "; ".join(m.get("aliases", [])),
-        })
-    cols = ["name", "formula", "structure_type", "prototype", "source", "zone", "u", "v", "w",
-            "equivalent_zones", "period_nm", "a_nm", "b_nm", "gamma_deg", "n_sites",
-            "n_visible_per_cell", "aliases"]
+        rows.append(
+            {
+                "name": m["name"],
+                "formula": m["formula"],
+                "structure_type": m["structure_type"],
+                "prototype": m.get("prototype", ""),
+                "source": m["source"],
+                "zone": m["zone_label"],
+                "u": m["zone"][0],
+                "v": m["zone"][1],
+                "w": m["zone"][2],
+                "equivalent_zones": " ".join(m.get("equivalent_zones", [])),
+                "period_nm": m.get("period_nm"),
+                "a_nm": m["a_nm"],
+                "b_nm": m["b_nm"],
+                "gamma_deg": m["gamma_deg"],
+                "n_sites": m["n_sites"],
+                "n_visible_per_cell": m["n_visible_per_cell"],
+                "aliases": "; ".join(m.get("aliases", [])),
+            }
+        )
+    cols = [
+        "name",
+        "formula",
+        "structure_type",
+        "prototype",
+        "source",
+        "zone",
+        "u",
+        "v",
+        "w",
+        "equivalent_zones",
+        "period_nm",
+        "a_nm",
+        "b_nm",
+        "gamma_deg",
+        "n_sites",
+        "n_visible_per_cell",
+        "aliases",
+    ]
     return pd.DataFrame(rows, columns=cols)

@@ -24,8 +24,16 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["local_stats", "ssim_batch", "mse_batch", "emd", "emd_batch", "column_peaks",
-           "SSIM_SIGMA", "SSIM_RANGE"]
+__all__ = [
+    "local_stats",
+    "ssim_batch",
+    "mse_batch",
+    "emd",
+    "emd_batch",
+    "column_peaks",
+    "SSIM_SIGMA",
+    "SSIM_RANGE",
+]
 
 SSIM_SIGMA = 1.5
 SSIM_RANGE = 8.0
@@ -45,10 +53,10 @@ def local_stats(images: np.ndarray, sigma: float = SSIM_SIGMA) -> tuple[np.ndarr
     out_mu = np.empty_like(imgs)
     out_var = np.empty_like(imgs)
     for s in range(0, len(imgs), 256):
-        x = imgs[s:s + 256]
+        x = imgs[s : s + 256]
         mu = _gauss_fft(x, sigma)
-        out_mu[s:s + 256] = mu
-        out_var[s:s + 256] = _gauss_fft(x * x, sigma) - mu * mu
+        out_mu[s : s + 256] = mu
+        out_var[s : s + 256] = _gauss_fft(x * x, sigma) - mu * mu
     return out_mu, out_var
 
 
@@ -94,13 +102,21 @@ def _gauss_fft(a: np.ndarray, sigma: float, truncate: float = 3.5) -> np.ndarray
     ky[x % H] += k
     kx[x % W] += k
     T = (scipy.fft.fft(ky)[:, None] * scipy.fft.rfft(kx)[None, :]).real.astype(np.float32)
-    return scipy.fft.irfft2(scipy.fft.rfft2(a, axes=(-2, -1)) * T, s=(H, W),
-                            axes=(-2, -1)).astype(np.float32)
+    return scipy.fft.irfft2(scipy.fft.rfft2(a, axes=(-2, -1)) * T, s=(H, W), axes=(-2, -1)).astype(
+        np.float32
+    )
 
 
-def ssim_batch(patches: np.ndarray, valid: np.ndarray, refs: np.ndarray, ref_mu: np.ndarray,
-               ref_var: np.ndarray, sigma: float = SSIM_SIGMA, data_range: float = SSIM_RANGE,
-               standardise: bool = True) -> np.ndarray:
+def ssim_batch(
+    patches: np.ndarray,
+    valid: np.ndarray,
+    refs: np.ndarray,
+    ref_mu: np.ndarray,
+    ref_var: np.ndarray,
+    sigma: float = SSIM_SIGMA,
+    data_range: float = SSIM_RANGE,
+    standardise: bool = True,
+) -> np.ndarray:
     """Mean SSIM of each patch with its reference, with precomputed reference statistics.
 
     Parameters
@@ -122,7 +138,8 @@ def ssim_batch(patches: np.ndarray, valid: np.ndarray, refs: np.ndarray, ref_mu:
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     s = ((2 * mu_q * ref_mu + c1) * (2 * cov + c2)) / (
-        (mu_q * mu_q + ref_mu * ref_mu + c1) * (var_q + ref_var + c2))
+        (mu_q * mu_q + ref_mu * ref_mu + c1) * (var_q + ref_var + c2)
+    )
     m = _eval_mask(valid, sigma)
     r = int(3.5 * sigma + 0.5)  # the filter radius: as scikit-image crops (and beyond which
     # the FFT filter's wrap-around does not reach)
@@ -150,15 +167,23 @@ def emd(a: np.ndarray, b: np.ndarray, *, tau: float = 0.1) -> float:
     return float(big[r, cidx].sum() / (0.5 * (n + m)))
 
 
-def emd_batch(query_feats: list[np.ndarray], lib_feats: list[np.ndarray], *, tau: float = 0.1
-              ) -> np.ndarray:
+def emd_batch(
+    query_feats: list[np.ndarray], lib_feats: list[np.ndarray], *, tau: float = 0.1
+) -> np.ndarray:
     """:func:`emd` for pairs of feature sets."""
     return np.array([emd(a, b, tau=tau) for a, b in zip(query_feats, lib_feats, strict=True)])
 
 
-def column_peaks(image: np.ndarray, valid: np.ndarray | None, pixel_size: float, *,
-                 spacing: float = 0.2, merge: float = 0.08, relative: float = 0.15,
-                 smoothing: float = 0.0125) -> np.ndarray:
+def column_peaks(
+    image: np.ndarray,
+    valid: np.ndarray | None,
+    pixel_size: float,
+    *,
+    spacing: float = 0.2,
+    merge: float = 0.08,
+    relative: float = 0.15,
+    smoothing: float = 0.0125,
+) -> np.ndarray:
     """Columns of a library-scale patch: the atom finder's local-maximum detector
     (:class:`atomscope.atoms.detectors.LocalMaxima`; response = height above the local minimum
     within ``spacing`` nm), maxima closer than ``merge`` nm pruned, responses below
@@ -176,8 +201,7 @@ def column_peaks(image: np.ndarray, valid: np.ndarray | None, pixel_size: float,
         img = np.where(valid, img, float(img[valid].min()) if valid.any() else 0.0)
     nn = max(spacing / pixel_size, 3.0)
     sig = max(smoothing / pixel_size, 0.3)
-    setup = DetectorSetup(sigmas=np.array([sig]), threshold_range=(1e-6, 1.0),
-                          nn_distance=nn)
+    setup = DetectorSetup(sigmas=np.array([sig]), threshold_range=(1e-6, 1.0), nn_distance=nn)
     lm = LocalMaxima(img, setup)
     resp = lm.cand_response
     if len(resp) == 0:

@@ -50,8 +50,9 @@ def _symmetry_order(peaks: np.ndarray, tol: float = 0.02) -> int:
         R = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
         gr = g[strong] @ R.T
         d, j = tree.query(gr)
-        ok = (d <= tol * np.hypot(gr[:, 0], gr[:, 1]) + 1e-9) & \
-            (np.abs(a[j] - a[strong]) <= 0.1 * a[strong] + 1e-9)
+        ok = (d <= tol * np.hypot(gr[:, 0], gr[:, 1]) + 1e-9) & (
+            np.abs(a[j] - a[strong]) <= 0.1 * a[strong] + 1e-9
+        )
         if ok.all():
             return n
     return 1
@@ -118,10 +119,15 @@ class MotifSegmentation:
         return label_accuracy(self.labels, truth, ignore=ignore)
 
     def summary(self) -> dict[str, Any]:
-        return {"n_motifs": int(len(self.motifs)), "n_columns": int(len(self.columns)),
-                "n_tiles": int(len(self.tiles)), "metric": self.metric,
-                "motifs": self.motifs.to_dict(orient="records"), "timings_s": self.timings,
-                "settings": self.settings}
+        return {
+            "n_motifs": int(len(self.motifs)),
+            "n_columns": int(len(self.columns)),
+            "n_tiles": int(len(self.tiles)),
+            "metric": self.metric,
+            "motifs": self.motifs.to_dict(orient="records"),
+            "timings_s": self.timings,
+            "settings": self.settings,
+        }
 
     def plot(self, ax: Any = None, *, alpha: float = 0.35) -> Any:
         """The image with the motif regions tinted and the columns coloured by motif."""
@@ -139,10 +145,21 @@ class MotifSegmentation:
         ax.imshow(self.labels, cmap=cmap, vmin=0, vmax=n, alpha=alpha, interpolation="nearest")
         c = self.columns
         if len(c):
-            ax.scatter(c["x"], c["y"], s=3, c=[colours[(int(v) - 1) % len(colours)]
-                                              if v > 0 else "#888888" for v in c["label"]])
-        ax.set_title(", ".join(f"{int(r.motif)}: {r['name']} {r.zone} ({r.rotation_deg:.0f}°)"
-                               for _, r in self.motifs.iterrows()), fontsize=8)
+            ax.scatter(
+                c["x"],
+                c["y"],
+                s=3,
+                c=[
+                    colours[(int(v) - 1) % len(colours)] if v > 0 else "#888888" for v in c["label"]
+                ],
+            )
+        ax.set_title(
+            ", ".join(
+                f"{int(r.motif)}: {r['name']} {r.zone} ({r.rotation_deg:.0f}°)"
+                for _, r in self.motifs.iterrows()
+            ),
+            fontsize=8,
+        )
         return ax
 
     def save(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
@@ -158,8 +175,7 @@ class MotifSegmentation:
         with atomic_path(d / "labels.npy") as tmp:
             np.save(tmp, self.labels)
         out["labels"] = d / "labels.npy"
-        for name, df in (("columns", self.columns), ("tiles", self.tiles),
-                         ("motifs", self.motifs)):
+        for name, df in (("columns", self.columns), ("tiles", self.tiles), ("motifs", self.motifs)):
             with atomic_path(d / f"{name}.csv") as tmp:
                 df.to_csv(tmp, index=False, float_format="%.6g")
             out[name] = d / f"{name}.csv"
@@ -184,8 +200,14 @@ def _cell_sites(library: Any, entry: int) -> tuple[np.ndarray, np.ndarray]:
     return L, f[first]
 
 
-def _residuals(xy_nm: np.ndarray, center_nm: np.ndarray, A: np.ndarray, t: np.ndarray,
-               L: np.ndarray, sites: np.ndarray) -> np.ndarray:
+def _residuals(
+    xy_nm: np.ndarray,
+    center_nm: np.ndarray,
+    A: np.ndarray,
+    t: np.ndarray,
+    L: np.ndarray,
+    sites: np.ndarray,
+) -> np.ndarray:
     """Distance (nm, library frame) from each point to the nearest site of a lattice placed
     by the transform η = A (ξ + t) about ``center_nm``."""
     eta = xy_nm - center_nm
@@ -296,25 +318,43 @@ def segment_motifs(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with threadpool_limits(limits=1):  # many small matrix products: threads only contend
-        for y0, x0 in progress([(y, x) for y in ys for x in xs], show_progress=show_progress,
-                               desc="tiles", unit="tile"):
-            q = prepare_query(mg, st, region=(y0, y0 + tile_px, x0, x0 + tile_px),
-                              scale_tolerance=scale_tolerance, _preprocessed=bg)
+        for y0, x0 in progress(
+            [(y, x) for y in ys for x in xs], show_progress=show_progress, desc="tiles", unit="tile"
+        ):
+            q = prepare_query(
+                mg,
+                st,
+                region=(y0, y0 + tile_px, x0, x0 + tile_px),
+                scale_tolerance=scale_tolerance,
+                _preprocessed=bg,
+            )
             fp = first_pass(q, library, scale_tolerance, cand)
             k = min(shortlist, len(fp["lp_score"]))
             order = np.argsort(-fp["lp_score"], kind="stable")[:k]
             ent = order if cand is None else cand[order]
-            sc = score_candidates(q, library, ent, {kk: v[order] for kk, v in fp.items()},
-                                  metrics=("ssim", "mse"))
+            sc = score_candidates(
+                q, library, ent, {kk: v[order] for kk, v in fp.items()}, metrics=("ssim", "mse")
+            )
             vals = sc[metric]
             j = int(np.nanargmax(vals) if metric == "ssim" else np.nanargmin(vals))
             e = int(ent[j])
-            rows.append({"x0": x0, "y0": y0, "size": tile_px, "entry": e,
-                         "name": library.meta[e]["name"], "zone": library.meta[e]["zone_label"],
-                         "score": float(vals[j]), "rotation_deg": float(sc["rotation_deg"][j]),
-                         "mirror": bool(sc["mirror"][j]), "A": sc["A_nm"][j],
-                         "t": np.array([sc["shift_x_nm"][j], sc["shift_y_nm"][j]]),
-                         "cx": x0 + q.center[0], "cy": y0 + q.center[1]})
+            rows.append(
+                {
+                    "x0": x0,
+                    "y0": y0,
+                    "size": tile_px,
+                    "entry": e,
+                    "name": library.meta[e]["name"],
+                    "zone": library.meta[e]["zone_label"],
+                    "score": float(vals[j]),
+                    "rotation_deg": float(sc["rotation_deg"][j]),
+                    "mirror": bool(sc["mirror"][j]),
+                    "A": sc["A_nm"][j],
+                    "t": np.array([sc["shift_x_nm"][j], sc["shift_y_nm"][j]]),
+                    "cx": x0 + q.center[0],
+                    "cy": y0 + q.center[1],
+                }
+            )
     timings["tiles"] = time.perf_counter() - t0
     tiles = pd.DataFrame(rows)
     good = (tiles["score"] >= min_score) if metric == "ssim" else (tiles["score"] <= min_score)
@@ -337,8 +377,9 @@ def segment_motifs(
                 break
         if not found:
             found = len(motifs) + 1
-            motifs.append({"motif": found, "entry": e, "rot": rot, "tiles": [idx],
-                           "period": period})
+            motifs.append(
+                {"motif": found, "entry": e, "rot": rot, "tiles": [idx], "period": period}
+            )
         motif_of[idx] = found
     tiles["motif"] = motif_of
     # keep motifs holding at least two tiles, unless that leaves none
@@ -372,8 +413,9 @@ def segment_motifs(
                 sel = near == j
                 if not sel.any():
                     continue
-                R[mi, sel] = _residuals(xy_nm[sel], tcent[ti] * p, tiles.at[ti, "A"],
-                                        tiles.at[ti, "t"], L, sites)
+                R[mi, sel] = _residuals(
+                    xy_nm[sel], tcent[ti] * p, tiles.at[ti, "A"], tiles.at[ti, "t"], L, sites
+                )
         # neighbourhood average
         ctree = cKDTree(xy_nm)
         nbrs = ctree.query_ball_point(xy_nm, smoothing)
@@ -412,21 +454,53 @@ def segment_motifs(
             continue
         e = m["entry"]
         meta = library.meta[e]
-        mrows.append({"motif": new, "entry": e, "name": meta["name"],
-                      "formula": meta["formula"], "structure_type": meta["structure_type"],
-                      "zone": meta["zone_label"],
-                      # within ±half the symmetry period (a 0° grain is not shown as 90°)
-                      "rotation_deg": float((m["rot"] + m["period"] / 2) % m["period"]
-                                            - m["period"] / 2),
-                      "n_tiles": len(m["tiles"]), "n_columns": int(np.sum(labels_col == new)),
-                      "area_fraction": float(np.mean(labels == new))})
-    motifs_df = pd.DataFrame(mrows, columns=["motif", "entry", "name", "formula",
-                                             "structure_type", "zone", "rotation_deg",
-                                             "n_tiles", "n_columns", "area_fraction"])
+        mrows.append(
+            {
+                "motif": new,
+                "entry": e,
+                "name": meta["name"],
+                "formula": meta["formula"],
+                "structure_type": meta["structure_type"],
+                "zone": meta["zone_label"],
+                # within ±half the symmetry period (a 0° grain is not shown as 90°)
+                "rotation_deg": float((m["rot"] + m["period"] / 2) % m["period"] - m["period"] / 2),
+                "n_tiles": len(m["tiles"]),
+                "n_columns": int(np.sum(labels_col == new)),
+                "area_fraction": float(np.mean(labels == new)),
+            }
+        )
+    motifs_df = pd.DataFrame(
+        mrows,
+        columns=[
+            "motif",
+            "entry",
+            "name",
+            "formula",
+            "structure_type",
+            "zone",
+            "rotation_deg",
+            "n_tiles",
+            "n_columns",
+            "area_fraction",
+        ],
+    )
     motifs_df = motifs_df.sort_values("motif").reset_index(drop=True)
     tiles_out = tiles.drop(columns=["A", "t"])
     timings["total"] = time.perf_counter() - t_start
-    return MotifSegmentation(labels, out_cols, tiles_out, motifs_df, mg, metric, timings,
-                             {"tile_px": tile_px, "stride_px": stride_px,
-                              "shortlist": shortlist, "rotation_tolerance": rotation_tolerance,
-                              "smoothing_nm": smoothing, "min_score": min_score})
+    return MotifSegmentation(
+        labels,
+        out_cols,
+        tiles_out,
+        motifs_df,
+        mg,
+        metric,
+        timings,
+        {
+            "tile_px": tile_px,
+            "stride_px": stride_px,
+            "shortlist": shortlist,
+            "rotation_tolerance": rotation_tolerance,
+            "smoothing_nm": smoothing,
+            "min_score": min_score,
+        },
+    )

@@ -75,8 +75,7 @@ def standardise_image(a: np.ndarray) -> np.ndarray:
 
 
 def _bragg_fraction(tile: np.ndarray, pixel_size: float, grid: PolarGrid) -> float:
-    g, w, _ = fourier_peaks(tile, pixel_size, k_min=grid.k_min, k_max=grid.k_max,
-                            max_peaks=40)
+    g, w, _ = fourier_peaks(tile, pixel_size, k_min=grid.k_min, k_max=grid.k_max, max_peaks=40)
     if len(w) == 0:
         return 0.0
     win = np.hanning(tile.shape[0])[:, None] * np.hanning(tile.shape[1])[None, :]
@@ -84,8 +83,9 @@ def _bragg_fraction(tile: np.ndarray, pixel_size: float, grid: PolarGrid) -> flo
     return float(np.sum(w**2) / max(np.sum(a[1:] ** 2), 1e-30))
 
 
-def auto_region(image: np.ndarray, pixel_size: float, size_px: int, grid: PolarGrid
-                ) -> tuple[int, int, int, int]:
+def auto_region(
+    image: np.ndarray, pixel_size: float, size_px: int, grid: PolarGrid
+) -> tuple[int, int, int, int]:
     """The square window of ``size_px`` (stride size/4) with the largest Bragg-power share."""
     h, w = image.shape
     s = int(min(size_px, h, w))
@@ -103,14 +103,15 @@ def auto_region(image: np.ndarray, pixel_size: float, size_px: int, grid: PolarG
         xs.append(w - s)
     for y0 in ys:
         for x0 in xs:
-            f = _bragg_fraction(image[y0:y0 + s, x0:x0 + s], pixel_size, grid)
+            f = _bragg_fraction(image[y0 : y0 + s, x0 : x0 + s], pixel_size, grid)
             if f > best:
                 best, best_r = f, (y0, y0 + s, x0, x0 + s)
     return best_r
 
 
-def _detect_columns(image: np.ndarray, center: np.ndarray, radius_px: float, seed: int
-                    ) -> pd.DataFrame:
+def _detect_columns(
+    image: np.ndarray, center: np.ndarray, radius_px: float, seed: int
+) -> pd.DataFrame:
     from ..atoms import find_atoms
 
     h, w = image.shape
@@ -133,9 +134,13 @@ def _detect_columns(image: np.ndarray, center: np.ndarray, radius_px: float, see
         return pd.DataFrame({"x": [], "y": [], "intensity": []})
     inten = t["intensity"].to_numpy(float) if "intensity" in t else t["amplitude"].to_numpy(float)
     ok = np.isfinite(inten) & (inten > 0)
-    return pd.DataFrame({"x": t["x"].to_numpy(float)[ok] + x0,
-                         "y": t["y"].to_numpy(float)[ok] + y0,
-                         "intensity": inten[ok]})
+    return pd.DataFrame(
+        {
+            "x": t["x"].to_numpy(float)[ok] + x0,
+            "y": t["y"].to_numpy(float)[ok] + y0,
+            "intensity": inten[ok],
+        }
+    )
 
 
 def prepare_query(
@@ -180,7 +185,8 @@ def prepare_query(
     mg = as_micrograph(image, pixel_size=pixel_size)
     if mg.is_stack:
         raise InvalidImageError(
-            f"matching works on one image; got a stack of {mg.n_frames} frames (pass one frame)")
+            f"matching works on one image; got a stack of {mg.n_frames} frames (pass one frame)"
+        )
     data = np.asarray(mg.data, dtype=np.float64)
     grid = PolarGrid.from_settings(settings)
     notes: list[str] = []
@@ -237,25 +243,31 @@ def prepare_query(
         except ParameterError as exc:
             raise ParameterError(
                 "the image has no pixel size and no lattice could be estimated from it; give "
-                f"pixel_size (nm per px). ({exc})") from exc
+                f"pixel_size (nm per px). ({exc})"
+            ) from exc
         if lat.confidence < MIN_LATTICE_CONFIDENCE:
             raise ParameterError(
                 "the image has no pixel size and shows no clear lattice to estimate the scale "
                 f"from (confidence {lat.confidence:.2f}); give pixel_size (nm per px, "
-                "--pixel-size on the command line)")
+                "--pixel-size on the command line)"
+            )
         lattice_px = np.asarray(lat.vectors, dtype=np.float64)
         p = NOMINAL_SPACING_NM / float(np.min(np.linalg.norm(lattice_px, axis=1)))
-        notes.append("no pixel size: scale estimated per candidate from the lattice "
-                     f"(shortest spacing {np.min(np.linalg.norm(lattice_px, axis=1)):.2f} px)")
+        notes.append(
+            "no pixel size: scale estimated per candidate from the lattice "
+            f"(shortest spacing {np.min(np.linalg.norm(lattice_px, axis=1)):.2f} px)"
+        )
     ch, cw = crop.shape
     if min(ch, cw) * p < settings.size * settings.pixel_size * 0.7:
-        notes.append("the query region is smaller than the library field: metrics use the part "
-                     "it covers")
+        notes.append(
+            "the query region is smaller than the library field: metrics use the part it covers"
+        )
     # Bragg peaks from a centred square of at most 1024 px
     side = min(ch, cw, 1024)
     fy0, fx0 = (ch - side) // 2, (cw - side) // 2
-    g, wts, rel = fourier_peaks(crop[fy0:fy0 + side, fx0:fx0 + side], p,
-                                k_min=grid.k_min, k_max=grid.k_max)
+    g, wts, rel = fourier_peaks(
+        crop[fy0 : fy0 + side, fx0 : fx0 + side], p, k_min=grid.k_min, k_max=grid.k_max
+    )
     if len(g) < 2:
         notes.append("fewer than two Bragg peaks found: the rotation and scale are unreliable")
     desc = query_polar(g, wts, rel, grid)
@@ -263,17 +275,37 @@ def prepare_query(
     smooth = ndi.gaussian_filter(crop, settings.smoothing / p, mode="reflect")
     smooth = standardise_image(smooth)
     center = np.array([(cw - 1) / 2.0, (ch - 1) / 2.0])
-    q = Query(crop.astype(np.float32), smooth, float(p), calibrated, center, (x0, y0),
-              (y0, y1, x0, x1), g, wts, rel, desc, desc_m, lattice_px, None, notes)
+    q = Query(
+        crop.astype(np.float32),
+        smooth,
+        float(p),
+        calibrated,
+        center,
+        (x0, y0),
+        (y0, y1, x0, x1),
+        g,
+        wts,
+        rel,
+        desc,
+        desc_m,
+        lattice_px,
+        None,
+        notes,
+    )
     if isinstance(columns, pd.DataFrame | np.ndarray):
-        arr = (columns[["x", "y", "intensity"]].to_numpy(float)
-               if isinstance(columns, pd.DataFrame) else np.asarray(columns, float))
-        q.columns = pd.DataFrame({"x": arr[:, 0] - x0, "y": arr[:, 1] - y0,
-                                  "intensity": arr[:, 2]})
+        arr = (
+            columns[["x", "y", "intensity"]].to_numpy(float)
+            if isinstance(columns, pd.DataFrame)
+            else np.asarray(columns, float)
+        )
+        q.columns = pd.DataFrame({"x": arr[:, 0] - x0, "y": arr[:, 1] - y0, "intensity": arr[:, 2]})
     elif columns:
-        radius = settings.size * settings.pixel_size * 0.5 * math.sqrt(2.0) * \
-            (1 + scale_tolerance) / p + 4
+        radius = (
+            settings.size * settings.pixel_size * 0.5 * math.sqrt(2.0) * (1 + scale_tolerance) / p
+            + 4
+        )
         # detect on the smoothed region (the library's blur): noise maxima vanish
-        q.columns = _detect_columns(ndi.gaussian_filter(crop, settings.smoothing / p),
-                                    center, radius, seed)
+        q.columns = _detect_columns(
+            ndi.gaussian_filter(crop, settings.smoothing / p), center, radius, seed
+        )
     return q

@@ -64,8 +64,9 @@ def _parse_metrics(metric: Any) -> tuple[str, tuple[str, ...]]:
         if m == "all":
             return "ssim", METRICS
         if m not in METRICS:
-            raise ParameterError(f"metric must be one of {', '.join(METRICS)} or 'all', "
-                                 f"got {metric!r}")
+            raise ParameterError(
+                f"metric must be one of {', '.join(METRICS)} or 'all', got {metric!r}"
+            )
         return m, tuple(x for x in METRICS if x == m or x in ("ssim", "mse"))
     ms = tuple(str(x).lower() for x in metric)
     bad = [x for x in ms if x not in METRICS]
@@ -74,8 +75,9 @@ def _parse_metrics(metric: Any) -> tuple[str, tuple[str, ...]]:
     return ms[0], tuple(x for x in METRICS if x in ms or x in ("ssim", "mse"))
 
 
-def first_pass(q: Query, library: Any, scale_tolerance: float,
-               candidates: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def first_pass(
+    q: Query, library: Any, scale_tolerance: float, candidates: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Rotation/scale/mirror and ``lp_score`` of every (or the given) entries."""
     grid = PolarGrid.from_settings(library.settings)
     pol = library.polar()
@@ -102,15 +104,30 @@ def first_pass(q: Query, library: Any, scale_tolerance: float,
     B[mirror] = M @ B[mirror]
     s_mid = np.exp(-centers * grid.d_rho)
     bounds = np.stack([s_mid / (1 + scale_tolerance), s_mid * (1 + scale_tolerance)], axis=1)
-    return {"lp_score": score, "mirror": mirror, "B": B, "lp_theta": theta, "lp_scale": scale,
-            "scale_bounds": bounds}
+    return {
+        "lp_score": score,
+        "mirror": mirror,
+        "B": B,
+        "lp_theta": theta,
+        "lp_scale": scale,
+        "scale_bounds": bounds,
+    }
 
 
-def score_candidates(q: Query, library: Any, idx: np.ndarray, fp: dict[str, np.ndarray], *,
-                     metrics: tuple[str, ...], affine: bool = True, max_strain: float = 0.05,
-                     match_resolution: bool = True, emd_radius: float | None = None,
-                     emd_intensity: float = 0.1, emd_tau: float = 0.1
-                     ) -> dict[str, np.ndarray]:
+def score_candidates(
+    q: Query,
+    library: Any,
+    idx: np.ndarray,
+    fp: dict[str, np.ndarray],
+    *,
+    metrics: tuple[str, ...],
+    affine: bool = True,
+    max_strain: float = 0.05,
+    match_resolution: bool = True,
+    emd_radius: float | None = None,
+    emd_intensity: float = 0.1,
+    emd_tau: float = 0.1,
+) -> dict[str, np.ndarray]:
     """Align the query with the entries ``idx`` and compute the metrics.
 
     ``fp`` holds the first-pass arrays for exactly these entries (same order).
@@ -124,8 +141,15 @@ def score_candidates(q: Query, library: Any, idx: np.ndarray, fp: dict[str, np.n
     if K == 0:
         return out
     B, npairs, blur, clamped = refine_transforms(
-        q.peaks_g, q.peaks_w, [library.peaks[i] for i in idx], fp["B"], fp["mirror"],
-        affine=affine, max_strain=max_strain, scale_bounds=fp.get("scale_bounds"))
+        q.peaks_g,
+        q.peaks_w,
+        [library.peaks[i] for i in idx],
+        fp["B"],
+        fp["mirror"],
+        affine=affine,
+        max_strain=max_strain,
+        scale_bounds=fp.get("scale_bounds"),
+    )
     # the peaks come from the unsmoothed query; the comparison uses it smoothed by σ_f
     blur = blur + st.smoothing**2
     if not match_resolution:
@@ -169,8 +193,9 @@ def score_candidates(q: Query, library: Any, idx: np.ndarray, fp: dict[str, np.n
     out["scale_at_limit"] = clamped
     out["blur_nm"] = np.sign(blur) * np.sqrt(np.abs(blur))
     if "emd" in metrics:
-        out["emd"] = emd_patches(patches, valid, refs, p_lib, radius=emd_radius,
-                                 intensity=emd_intensity, tau=emd_tau)
+        out["emd"] = emd_patches(
+            patches, valid, refs, p_lib, radius=emd_radius, intensity=emd_intensity, tau=emd_tau
+        )
     # transform summary
     M = np.diag([-1.0, 1.0])
     det = np.linalg.det(A_nm)
@@ -179,8 +204,12 @@ def score_candidates(q: Query, library: Any, idx: np.ndarray, fp: dict[str, np.n
     theta = np.arctan2(P[:, 1, 0] - P[:, 0, 1], P[:, 0, 0] + P[:, 1, 1])
     scale = np.sqrt(np.abs(det))
     sim = scale[:, None, None] * _rot(theta)
-    strain = np.array([np.linalg.svd(np.linalg.solve(sm, pp) - np.eye(2), compute_uv=False).max()
-                       for sm, pp in zip(sim, P, strict=True)])
+    strain = np.array(
+        [
+            np.linalg.svd(np.linalg.solve(sm, pp) - np.eye(2), compute_uv=False).max()
+            for sm, pp in zip(sim, P, strict=True)
+        ]
+    )
     rot_deg = -np.degrees(theta)  # counter-clockwise as displayed (simulate's convention)
     out["rotation_deg"] = (rot_deg + 180.0) % 360.0 - 180.0
     out["mirror"] = mir
@@ -193,9 +222,16 @@ def score_candidates(q: Query, library: Any, idx: np.ndarray, fp: dict[str, np.n
     return out
 
 
-def emd_patches(patches: np.ndarray, valid: np.ndarray, refs: np.ndarray, pixel_size: float, *,
-                radius: float | None = None, intensity: float = 0.1, tau: float = 0.1
-                ) -> np.ndarray:
+def emd_patches(
+    patches: np.ndarray,
+    valid: np.ndarray,
+    refs: np.ndarray,
+    pixel_size: float,
+    *,
+    radius: float | None = None,
+    intensity: float = 0.1,
+    tau: float = 0.1,
+) -> np.ndarray:
     """EMD between the columns of aligned, resolution-matched query patches and those of the
     library images: the same detector (:func:`atomscope.match.metrics.column_peaks`) on both,
     inside a disk of ``radius`` nm (default 0.45 × the field) around the patch centre."""
@@ -218,8 +254,9 @@ def emd_patches(patches: np.ndarray, valid: np.ndarray, refs: np.ndarray, pixel_
     return res
 
 
-def _ranks(values: np.ndarray, higher: bool, tiebreak: np.ndarray,
-           demote: np.ndarray | None = None) -> np.ndarray:
+def _ranks(
+    values: np.ndarray, higher: bool, tiebreak: np.ndarray, demote: np.ndarray | None = None
+) -> np.ndarray:
     """1-based ranks: scored entries by value, then ``demote``-d ones by value, then the
     unscored (NaN) by ``tiebreak`` (the first-pass similarity)."""
     v = np.where(np.isfinite(values), values, np.nan)
@@ -306,17 +343,43 @@ def rank(
     # the matrix products here are many small ones: BLAS threads only contend (on a loaded
     # 2-core machine a threaded batch of them runs ~15x slower than a single thread)
     with threadpool_limits(limits=1):
-        return _rank(image, library, metric=metric, pixel_size=pixel_size, region=region,
-                     shortlist=shortlist, scale_tolerance=scale_tolerance, affine=affine,
-                     max_strain=max_strain, match_resolution=match_resolution,
-                     background=background, emd_radius=emd_radius,
-                     emd_intensity=emd_intensity, emd_tau=emd_tau, candidates=candidates)
+        return _rank(
+            image,
+            library,
+            metric=metric,
+            pixel_size=pixel_size,
+            region=region,
+            shortlist=shortlist,
+            scale_tolerance=scale_tolerance,
+            affine=affine,
+            max_strain=max_strain,
+            match_resolution=match_resolution,
+            background=background,
+            emd_radius=emd_radius,
+            emd_intensity=emd_intensity,
+            emd_tau=emd_tau,
+            candidates=candidates,
+        )
 
 
-def _rank(image: Any, library: Any, *, metric: Any, pixel_size: float | None, region: Any,
-          shortlist: int | None, scale_tolerance: float, affine: bool, max_strain: float,
-          match_resolution: bool, background: float, emd_radius: float | None,
-          emd_intensity: float, emd_tau: float, candidates: Any) -> Ranking:
+def _rank(
+    image: Any,
+    library: Any,
+    *,
+    metric: Any,
+    pixel_size: float | None,
+    region: Any,
+    shortlist: int | None,
+    scale_tolerance: float,
+    affine: bool,
+    max_strain: float,
+    match_resolution: bool,
+    background: float,
+    emd_radius: float | None,
+    emd_intensity: float,
+    emd_tau: float,
+    candidates: Any,
+) -> Ranking:
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     if len(library) == 0:
@@ -329,8 +392,14 @@ def _rank(image: Any, library: Any, *, metric: Any, pixel_size: float | None, re
             cand = np.nonzero(cand)[0]
         cand = cand.astype(np.int64)
     t0 = time.perf_counter()
-    q = prepare_query(image, library.settings, pixel_size=pixel_size, region=region,
-                      background=background, scale_tolerance=scale_tolerance)
+    q = prepare_query(
+        image,
+        library.settings,
+        pixel_size=pixel_size,
+        region=region,
+        background=background,
+        scale_tolerance=scale_tolerance,
+    )
     timings["prepare"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fp = first_pass(q, library, scale_tolerance, cand)
@@ -340,10 +409,19 @@ def _rank(image: Any, library: Any, *, metric: Any, pixel_size: float | None, re
     order = np.argsort(-fp["lp_score"], kind="stable")[:k]
     ent = order if cand is None else cand[order]
     t0 = time.perf_counter()
-    sc = score_candidates(q, library, ent, {k2: v[order] for k2, v in fp.items()},
-                          metrics=metrics, affine=affine, max_strain=max_strain,
-                          match_resolution=match_resolution, emd_radius=emd_radius,
-                          emd_intensity=emd_intensity, emd_tau=emd_tau)
+    sc = score_candidates(
+        q,
+        library,
+        ent,
+        {k2: v[order] for k2, v in fp.items()},
+        metrics=metrics,
+        affine=affine,
+        max_strain=max_strain,
+        match_resolution=match_resolution,
+        emd_radius=emd_radius,
+        emd_intensity=emd_intensity,
+        emd_tau=emd_tau,
+    )
     timings["align_and_score"] = time.perf_counter() - t0
     base = library.table if cand is None else library.table.iloc[cand]
     table = base.reset_index(names="entry") if cand is None else base.reset_index(drop=True)
@@ -352,8 +430,19 @@ def _rank(image: Any, library: Any, *, metric: Any, pixel_size: float | None, re
     table["lp_score"] = fp["lp_score"]
     table["shortlisted"] = False
     table.loc[order, "shortlisted"] = True
-    for name in ("ssim", "mse", "emd", "rotation_deg", "scale", "strain", "shift_x_nm",
-                 "shift_y_nm", "pixel_size_fit_nm", "blur_nm", "valid_fraction"):
+    for name in (
+        "ssim",
+        "mse",
+        "emd",
+        "rotation_deg",
+        "scale",
+        "strain",
+        "shift_x_nm",
+        "shift_y_nm",
+        "pixel_size_fit_nm",
+        "blur_nm",
+        "valid_fraction",
+    ):
         if name in sc or name in metrics:
             col = np.full(n, np.nan)
             if name in sc:
@@ -367,31 +456,55 @@ def _rank(image: Any, library: Any, *, metric: Any, pixel_size: float | None, re
     at_limit[order] = sc["scale_at_limit"]
     table["scale_at_limit"] = at_limit
     for m in metrics:
-        table[f"rank_{m}"] = _ranks(table[m].to_numpy(float), HIGHER_IS_BETTER[m],
-                                    table["lp_score"].to_numpy(float), at_limit)
+        table[f"rank_{m}"] = _ranks(
+            table[m].to_numpy(float),
+            HIGHER_IS_BETTER[m],
+            table["lp_score"].to_numpy(float),
+            at_limit,
+        )
     table = table.sort_values(f"rank_{primary}", kind="stable").reset_index(drop=True)
-    transforms = {int(e): (sc["A_nm"][j], np.array([sc["shift_x_nm"][j], sc["shift_y_nm"][j]]))
-                  for j, e in enumerate(ent)}
+    transforms = {
+        int(e): (sc["A_nm"][j], np.array([sc["shift_x_nm"][j], sc["shift_y_nm"][j]]))
+        for j, e in enumerate(ent)
+    }
     S = library.settings.size
-    qpatch, qvalid = resample(q.smooth, q.center,
-                              np.eye(2)[None] * (library.settings.pixel_size / q.pixel_size), S)
+    qpatch, qvalid = resample(
+        q.smooth, q.center, np.eye(2)[None] * (library.settings.pixel_size / q.pixel_size), S
+    )
     timings["total"] = time.perf_counter() - t_all
-    return Ranking(table=table, metric=primary, metrics=metrics,
-                   query_patch=np.where(qvalid[0], qpatch[0], np.nan),
-                   query_pixel_size=q.pixel_size if q.calibrated else None,
-                   library_pixel_size=library.settings.pixel_size,
-                   transforms=transforms, timings=timings,
-                   query_info={"calibrated": q.calibrated, "pixel_size_nm": q.pixel_size,
-                               "region": list(q.region), "n_bragg_peaks": int(len(q.peaks_g)),
-                               "notes": q.notes},
-                   settings={"metric": metric, "shortlist": shortlist,
-                             "scale_tolerance": scale_tolerance, "affine": affine,
-                             "max_strain": max_strain, "match_resolution": match_resolution,
-                             "emd_intensity": emd_intensity,
-                             "emd_tau": emd_tau, "emd_radius": emd_radius,
-                             "background": background, "library": str(library.path)
-                             if library.path else None, "library_entries": len(library)},
-                   _library=library, _query=q)
+    return Ranking(
+        table=table,
+        metric=primary,
+        metrics=metrics,
+        query_patch=np.where(qvalid[0], qpatch[0], np.nan),
+        query_pixel_size=q.pixel_size if q.calibrated else None,
+        library_pixel_size=library.settings.pixel_size,
+        transforms=transforms,
+        timings=timings,
+        query_info={
+            "calibrated": q.calibrated,
+            "pixel_size_nm": q.pixel_size,
+            "region": list(q.region),
+            "n_bragg_peaks": int(len(q.peaks_g)),
+            "notes": q.notes,
+        },
+        settings={
+            "metric": metric,
+            "shortlist": shortlist,
+            "scale_tolerance": scale_tolerance,
+            "affine": affine,
+            "max_strain": max_strain,
+            "match_resolution": match_resolution,
+            "emd_intensity": emd_intensity,
+            "emd_tau": emd_tau,
+            "emd_radius": emd_radius,
+            "background": background,
+            "library": str(library.path) if library.path else None,
+            "library_entries": len(library),
+        },
+        _library=library,
+        _query=q,
+    )
 
 
 @dataclass
@@ -456,16 +569,30 @@ class Ranking:
         return int(r.min()) if len(r) else None
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"metric": self.metric, "metrics": list(self.metrics),
-                               "entries": int(len(self.table)),
-                               "scored": int(self.table["shortlisted"].sum()),
-                               "query": self.query_info, "timings_s": self.timings}
-        cols = ["entry", "name", "formula", "structure_type", "zone", "lp_score",
-                *self.metrics, "rotation_deg", "mirror", "scale", "pixel_size_fit_nm"]
+        out: dict[str, Any] = {
+            "metric": self.metric,
+            "metrics": list(self.metrics),
+            "entries": int(len(self.table)),
+            "scored": int(self.table["shortlisted"].sum()),
+            "query": self.query_info,
+            "timings_s": self.timings,
+        }
+        cols = [
+            "entry",
+            "name",
+            "formula",
+            "structure_type",
+            "zone",
+            "lp_score",
+            *self.metrics,
+            "rotation_deg",
+            "mirror",
+            "scale",
+            "pixel_size_fit_nm",
+        ]
         for m in self.metrics:
             t = self.top(5, m)
-            out[f"top_{m}"] = [{c: t.iloc[i][c] for c in cols if c in t}
-                               for i in range(len(t))]
+            out[f"top_{m}"] = [{c: t.iloc[i][c] for c in cols if c in t} for i in range(len(t))]
         return out
 
     def save(self, directory: str | os.PathLike[str], *, top: int = 5) -> dict[str, Path]:
@@ -483,8 +610,13 @@ class Ranking:
 
     def report_figures(self, top: int = 5) -> list[tuple[str, Any]]:
         """Figures for the HTML report: the query beside its top candidates per metric."""
-        return [(f"query (left) beside its top {top} candidates per metric, each drawn with "
-                 "the fitted rotation, scale, shift and resolution", self.figure(top=top))]
+        return [
+            (
+                f"query (left) beside its top {top} candidates per metric, each drawn with "
+                "the fitted rotation, scale, shift and resolution",
+                self.figure(top=top),
+            )
+        ]
 
     def _candidate_image(self, entry: int) -> np.ndarray | None:
         if self._library is None or int(entry) not in self.transforms:
@@ -520,14 +652,26 @@ class Ranking:
             xi = (v[:, :2] - c) * st.pixel_size + t
             uv = xi @ A.T / st.pixel_size + c
             ok = np.all((uv >= -0.5) & (uv <= st.size - 0.5), axis=1)
-            ax.scatter(uv[ok, 0], uv[ok, 1], s=12 * v[ok, 2] + 2, facecolors="none",
-                       edgecolors="#ff3b30", linewidths=0.8)
+            ax.scatter(
+                uv[ok, 0],
+                uv[ok, 1],
+                s=12 * v[ok, 2] + 2,
+                facecolors="none",
+                edgecolors="#ff3b30",
+                linewidths=0.8,
+            )
         ax.set_axis_off()
         ax.set_title(f"{best['name']} {best['zone']}  ({m} {best[m]:.3g})", fontsize=9)
         return ax
 
-    def figure(self, *, top: int = 5, metrics: tuple[str, ...] | None = None,
-               path: str | os.PathLike[str] | None = None, dpi: int = 110) -> Any:
+    def figure(
+        self,
+        *,
+        top: int = 5,
+        metrics: tuple[str, ...] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        dpi: int = 110,
+    ) -> Any:
         """The paper's figure 1: per metric, the query beside its top candidates (each drawn
         in the query's frame with the fitted rotation, scale, shift and resolution). Saved
         when ``path`` is given (the path is returned), else the figure is returned."""
@@ -537,8 +681,9 @@ class Ranking:
 
         ms = tuple(metrics or self.metrics)
         rows = len(ms)
-        fig, axes = plt.subplots(rows, top + 1, figsize=(1.55 * (top + 1), 1.75 * rows + 0.2),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            rows, top + 1, figsize=(1.55 * (top + 1), 1.75 * rows + 0.2), squeeze=False
+        )
         q = self.query_patch
         qshow = np.nan_to_num(q, nan=float(np.nanmin(q)))
         lo, hi = np.percentile(qshow, (0.5, 99.5))

@@ -25,13 +25,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as exc:
-            raise ParameterError(f"Unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)"
-                                 ) from exc
+            raise ParameterError(
+                f"Unknown device {device!r} (use cpu, cuda, cuda:N, mps or auto)"
+            ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device='cuda' was asked for, but torch sees no CUDA GPU; "
-                             "use device='cpu' (the default) or 'auto'.")
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps")
-                                  and torch.backends.mps.is_available()):
+        raise ParameterError(
+            "device='cuda' was asked for, but torch sees no CUDA GPU; "
+            "use device='cpu' (the default) or 'auto'."
+        )
+    if dev.type == "mps" and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
         raise ParameterError("device='mps' was asked for, but it is not available here.")
     return dev
 

@@ -27,8 +27,14 @@ __all__ = [
 ]
 
 
-def flip_rotate(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, *,
-                flips: bool = True, rot90: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def flip_rotate(
+    image: np.ndarray,
+    target: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    flips: bool = True,
+    rot90: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """One of the 8 symmetries of the square (or flips only / rotations only)."""
     k = int(rng.integers(0, 4)) if rot90 else 0
     flip = bool(rng.integers(0, 2)) if flips else False
@@ -57,8 +63,9 @@ def random_blur(image: np.ndarray, rng: np.random.Generator, max_sigma: float) -
     return ndi.gaussian_filter(image, s).astype(np.float32)
 
 
-def brightness_contrast(image: np.ndarray, rng: np.random.Generator, brightness: float,
-                        contrast: float) -> np.ndarray:
+def brightness_contrast(
+    image: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float
+) -> np.ndarray:
     """``image · g + b`` with gain ``g = exp(U(−c, c))`` and offset ``b = U(−b, b)``."""
     g = float(np.exp(rng.uniform(-contrast, contrast))) if contrast > 0 else 1.0
     b = float(rng.uniform(-brightness, brightness)) if brightness > 0 else 0.0
@@ -72,8 +79,12 @@ def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def random_zoom(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
-                scale_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def random_zoom(
+    image: np.ndarray,
+    target: np.ndarray,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
     """Rescale by a factor drawn log-uniformly in *scale_range*, keeping the size (centre crop
     or reflect padding). Image: linear interpolation; target: nearest neighbour."""
     lo, hi = scale_range
@@ -92,7 +103,7 @@ def random_zoom(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
             a = np.pad(a, ((0, max(h - ah, 0)), (0, max(w - aw, 0))), mode="reflect")
             ah, aw = a.shape
         y0, x0 = (ah - h) // 2, (aw - w) // 2
-        return a[y0:y0 + h, x0:x0 + w]
+        return a[y0 : y0 + h, x0 : x0 + w]
 
     return fit(img).astype(np.float32), fit(tgt).astype(target.dtype)
 
@@ -127,8 +138,9 @@ class Augmentation:
     contrast: float = 0.0
     zoom: tuple[float, float] | None = None
 
-    def __call__(self, image: np.ndarray, target: np.ndarray,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, image: np.ndarray, target: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         image = np.asarray(image, np.float32)
         if self.zoom is not None:
             image, target = random_zoom(image, target, rng, tuple(self.zoom))

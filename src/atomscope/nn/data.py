@@ -17,8 +17,15 @@ from scipy import ndimage as ndi
 
 from ..errors import InvalidImageError, ParameterError
 
-__all__ = ["normalize_image", "preprocess", "random_patches", "tile_positions", "blend_window",
-           "grouped_split", "PREPROCESSING_VERSION"]
+__all__ = [
+    "normalize_image",
+    "preprocess",
+    "random_patches",
+    "tile_positions",
+    "blend_window",
+    "grouped_split",
+    "PREPROCESSING_VERSION",
+]
 
 #: recorded in weight manifests; bump when :func:`preprocess` changes meaning
 PREPROCESSING_VERSION = 1
@@ -43,8 +50,13 @@ def normalize_image(image: np.ndarray, *, sample: int = 4) -> np.ndarray:
     return ((x - med) / mad).astype(np.float32)
 
 
-def preprocess(image: np.ndarray, *, invert: bool = False, blur_sigma: float = 0.0,
-               normalization: str = "robust-z") -> np.ndarray:
+def preprocess(
+    image: np.ndarray,
+    *,
+    invert: bool = False,
+    blur_sigma: float = 0.0,
+    normalization: str = "robust-z",
+) -> np.ndarray:
     """What a network sees: optional inversion (bright objects made dark), optional Gaussian
     pre-blur of σ = *blur_sigma* px (the paper's blur study), then normalisation.
 
@@ -71,9 +83,15 @@ def preprocess(image: np.ndarray, *, invert: bool = False, blur_sigma: float = 0
     raise ParameterError(f"normalization must be 'robust-z' or 'none', got {normalization!r}")
 
 
-def random_patches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray], *,
-                   patch_size: int, n_patches: int, rng: np.random.Generator,
-                   weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def random_patches(
+    images: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    *,
+    patch_size: int,
+    n_patches: int,
+    rng: np.random.Generator,
+    weights: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """*n_patches* random square crops (the same window from an image and its target).
 
     Images smaller than *patch_size* are reflect-padded. Returns (N, P, P) float32 images and
@@ -99,8 +117,8 @@ def random_patches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray], 
             h, w = img.shape
         y0 = int(rng.integers(0, h - p + 1))
         x0 = int(rng.integers(0, w - p + 1))
-        xs[k] = img[y0:y0 + p, x0:x0 + p]
-        ys[k] = tgt[y0:y0 + p, x0:x0 + p]
+        xs[k] = img[y0 : y0 + p, x0 : x0 + p]
+        ys[k] = tgt[y0 : y0 + p, x0 : x0 + p]
     return xs, ys
 
 
@@ -123,8 +141,9 @@ def tile_positions(shape: tuple[int, int], tile: int, overlap: int) -> list[tupl
     return [(y, x) for y in starts(h) for x in starts(w)]
 
 
-def blend_window(shape: tuple[int, int], overlap: int, *, top: bool, bottom: bool, left: bool,
-                 right: bool) -> np.ndarray:
+def blend_window(
+    shape: tuple[int, int], overlap: int, *, top: bool, bottom: bool, left: bool, right: bool
+) -> np.ndarray:
     """Weights for overlap blending on the sides that have a neighbour (flags True): zero over
     the outer quarter of the shared band (where a tile's prediction suffers from its edge),
     then a raised-cosine ramp to 1, so that neighbouring tiles cross-fade."""
@@ -140,15 +159,20 @@ def blend_window(shape: tuple[int, int], overlap: int, *, top: bool, bottom: boo
             if lo:
                 r[:m] = np.minimum(r[:m], t)
             if hi:
-                r[n - m:] = np.minimum(r[n - m:], t[::-1])
+                r[n - m :] = np.minimum(r[n - m :], t[::-1])
         return r
 
     return np.outer(ramp(h, top, bottom), ramp(w, left, right)).astype(np.float32)
 
 
-def grouped_split(n_items: int, *, groups: Sequence[Any] | None = None,
-                  segment_length: int | None = None, val_fraction: float = 0.2,
-                  seed: int | np.random.Generator | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def grouped_split(
+    n_items: int,
+    *,
+    groups: Sequence[Any] | None = None,
+    segment_length: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int | np.random.Generator | None = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Train/validation indices that keep neighbouring frames together.
 
     Items are first grouped (by *groups*, e.g. the movie each frame belongs to; default: one
@@ -190,8 +214,7 @@ def grouped_split(n_items: int, *, groups: Sequence[Any] | None = None,
         else:
             if segment_length < 1:
                 raise ParameterError("segment_length must be ≥ 1")
-            segments.extend(idx[i:i + segment_length] for i in range(0, len(idx),
-                                                                     segment_length))
+            segments.extend(idx[i : i + segment_length] for i in range(0, len(idx), segment_length))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     order = rng.permutation(len(segments))
     target = val_fraction * n_items

@@ -31,8 +31,16 @@ from torch import nn
 
 from ..errors import ParameterError
 
-__all__ = ["UNet", "ShallowCNN", "ARCHITECTURES", "build_model", "register_architecture",
-           "count_parameters", "probabilities", "ACTIVATIONS"]
+__all__ = [
+    "UNet",
+    "ShallowCNN",
+    "ARCHITECTURES",
+    "build_model",
+    "register_architecture",
+    "count_parameters",
+    "probabilities",
+    "ACTIVATIONS",
+]
 
 #: activation name -> factory
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -57,8 +65,7 @@ class _ConvUnit(nn.Sequential):
     """conv → activation → batch norm (the paper's order)."""
 
     def __init__(self, cin: int, cout: int, k: int, batch_norm: bool, activation: str) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2),
-                                   _activation(activation)]
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2), _activation(activation)]
         if batch_norm:
             layers.append(nn.BatchNorm2d(cout))
         super().__init__(*layers)
@@ -68,8 +75,9 @@ class _Up(nn.Module):
     """Upsample ×2 to the size of the skip tensor, with a transposed convolution (paper) or
     bilinear interpolation followed by a convolution."""
 
-    def __init__(self, cin: int, cout: int, k: int, mode: str, batch_norm: bool,
-                 activation: str) -> None:
+    def __init__(
+        self, cin: int, cout: int, k: int, mode: str, batch_norm: bool, activation: str
+    ) -> None:
         super().__init__()
         self.mode = mode
         if mode == "transpose":
@@ -118,19 +126,33 @@ class UNet(nn.Module):
 
     architecture = "unet"
 
-    def __init__(self, in_channels: int = 1, n_classes: int = 2, base_channels: int = 8,
-                 depth: int = 4, batch_norm: bool = True, double_conv: bool = False,
-                 activation: str = "leaky_relu", kernel_size: int = 3,
-                 upsample: str = "transpose") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 2,
+        base_channels: int = 8,
+        depth: int = 4,
+        batch_norm: bool = True,
+        double_conv: bool = False,
+        activation: str = "leaky_relu",
+        kernel_size: int = 3,
+        upsample: str = "transpose",
+    ) -> None:
         super().__init__()
         if depth < 1 or base_channels < 1 or in_channels < 1 or n_classes < 1:
             raise ParameterError("UNet needs depth, base_channels, in_channels, n_classes ≥ 1")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ParameterError(f"kernel_size must be odd, got {kernel_size}")
         self.config: dict[str, Any] = {
-            "in_channels": in_channels, "n_classes": n_classes, "base_channels": base_channels,
-            "depth": depth, "batch_norm": batch_norm, "double_conv": double_conv,
-            "activation": activation, "kernel_size": kernel_size, "upsample": upsample,
+            "in_channels": in_channels,
+            "n_classes": n_classes,
+            "base_channels": base_channels,
+            "depth": depth,
+            "batch_norm": batch_norm,
+            "double_conv": double_conv,
+            "activation": activation,
+            "kernel_size": kernel_size,
+            "upsample": upsample,
         }
         k = kernel_size
         ch = [base_channels * 2**i for i in range(depth)]
@@ -201,17 +223,27 @@ class ShallowCNN(nn.Module):
 
     architecture = "shallow"
 
-    def __init__(self, in_channels: int = 1, n_classes: int = 2, n_filters: int = 32,
-                 kernel_size: int = 9, batch_norm: bool = True,
-                 activation: str = "leaky_relu") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 2,
+        n_filters: int = 32,
+        kernel_size: int = 9,
+        batch_norm: bool = True,
+        activation: str = "leaky_relu",
+    ) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ParameterError(f"kernel_size must be odd, got {kernel_size}")
         if n_filters < 1:
             raise ParameterError("n_filters must be ≥ 1")
         self.config: dict[str, Any] = {
-            "in_channels": in_channels, "n_classes": n_classes, "n_filters": n_filters,
-            "kernel_size": kernel_size, "batch_norm": batch_norm, "activation": activation,
+            "in_channels": in_channels,
+            "n_classes": n_classes,
+            "n_filters": n_filters,
+            "kernel_size": kernel_size,
+            "batch_norm": batch_norm,
+            "activation": activation,
         }
         self.features = _ConvUnit(in_channels, n_filters, kernel_size, batch_norm, activation)
         self.head = nn.Conv2d(n_filters, n_classes, 1)

@@ -72,14 +72,23 @@ class TrainingHistory:
 
     def summary(self) -> dict[str, Any]:
         last = self.records[-1] if self.records else {}
-        best = (self.records[self.best_epoch - 1]
-                if self.best_epoch is not None and self.records else last)
-        return {"epochs": len(self.records), "best_epoch": self.best_epoch,
-                "seconds": round(self.seconds, 2),
-                "cpu_seconds": round(self.cpu_seconds, 2), "stopped_early": self.stopped_early,
-                "final": last, "best": best, "settings": self.settings,
-                "n_train": len(self.split.get("train", [])),
-                "n_val": len(self.split.get("val", []))}
+        best = (
+            self.records[self.best_epoch - 1]
+            if self.best_epoch is not None and self.records
+            else last
+        )
+        return {
+            "epochs": len(self.records),
+            "best_epoch": self.best_epoch,
+            "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "stopped_early": self.stopped_early,
+            "final": last,
+            "best": best,
+            "settings": self.settings,
+            "n_train": len(self.split.get("train", [])),
+            "n_val": len(self.split.get("val", [])),
+        }
 
     def plot(self, ax: Any = None) -> Any:
         """Training and validation loss per epoch (validation F1 on a twin axis)."""
@@ -93,8 +102,9 @@ class TrainingHistory:
             if df["val_loss"].notna().any():
                 ax.plot(df["epoch"], df["val_loss"], "s-", ms=3, label="validation loss")
                 ax2 = ax.twinx()
-                ax2.plot(df["epoch"], df["val_f1"], "^-", ms=3, color="tab:green",
-                         label="validation F1")
+                ax2.plot(
+                    df["epoch"], df["val_f1"], "^-", ms=3, color="tab:green", label="validation F1"
+                )
                 ax2.set_ylabel("F1")
             ax.legend(loc="upper right", fontsize=8)
         ax.set_xlabel("epoch")
@@ -102,8 +112,9 @@ class TrainingHistory:
         return ax
 
 
-def pixel_scores(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor
-                 ) -> dict[str, float]:
+def pixel_scores(
+    pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor
+) -> dict[str, float]:
     """Precision, recall, F1 and IoU of a boolean prediction against a boolean truth."""
     p = torch.as_tensor(pred).bool()
     t = torch.as_tensor(truth).bool()
@@ -117,17 +128,24 @@ def pixel_scores(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tens
     return {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
 
 
-def _make_loss(name: str, n_classes: int, class_weights: Sequence[float] | None,
-               device: torch.device, ignore_index: int | None = None
-               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _make_loss(
+    name: str,
+    n_classes: int,
+    class_weights: Sequence[float] | None,
+    device: torch.device,
+    ignore_index: int | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if name not in LOSSES:
         raise ParameterError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     if name.startswith("bce") and n_classes != 1:
         raise ParameterError(f"loss {name!r} needs a network with one output channel")
     if name in ("ce", "ce_dice") and n_classes < 2:
         raise ParameterError(f"loss {name!r} needs ≥ 2 output classes; use 'bce' for one")
-    weight = (torch.as_tensor(class_weights, dtype=torch.float32, device=device)
-              if class_weights is not None else None)
+    weight = (
+        torch.as_tensor(class_weights, dtype=torch.float32, device=device)
+        if class_weights is not None
+        else None
+    )
 
     def dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         prob = probabilities(logits)
@@ -143,27 +161,38 @@ def _make_loss(name: str, n_classes: int, class_weights: Sequence[float] | None,
         if name in ("bce", "bce_dice"):
             pos = None if weight is None else weight[-1:]
             if ignore_index is None:
-                value = F.binary_cross_entropy_with_logits(logits[:, 0], target.float(),
-                                                           pos_weight=pos)
+                value = F.binary_cross_entropy_with_logits(
+                    logits[:, 0], target.float(), pos_weight=pos
+                )
             else:
                 valid = target != ignore_index
                 per_pixel = F.binary_cross_entropy_with_logits(
-                    logits[:, 0], ((target > 0) & valid).float(), pos_weight=pos,
-                    reduction="none")
+                    logits[:, 0], ((target > 0) & valid).float(), pos_weight=pos, reduction="none"
+                )
                 value = (per_pixel * valid).sum() / valid.sum().clamp(min=1)
             return value + dice(logits, target) if name == "bce_dice" else value
         if name == "dice":
             return dice(logits, target)
-        value = F.cross_entropy(logits, target.long(), weight=weight,
-                                ignore_index=-100 if ignore_index is None else ignore_index)
+        value = F.cross_entropy(
+            logits,
+            target.long(),
+            weight=weight,
+            ignore_index=-100 if ignore_index is None else ignore_index,
+        )
         return value + dice(logits, target) if name == "ce_dice" else value
 
     return loss
 
 
-def _sample(images: list[np.ndarray], targets: list[np.ndarray], positives: list[np.ndarray],
-            n: int, patch: int, positive_fraction: float, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    images: list[np.ndarray],
+    targets: list[np.ndarray],
+    positives: list[np.ndarray],
+    n: int,
+    patch: int,
+    positive_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     xs = np.empty((n, patch, patch), np.float32)
     ys = np.empty((n, patch, patch), targets[0].dtype)
     for k in range(n):
@@ -178,8 +207,8 @@ def _sample(images: list[np.ndarray], targets: list[np.ndarray], positives: list
         else:
             y0 = int(rng.integers(0, h - patch + 1))
             x0 = int(rng.integers(0, w - patch + 1))
-        xs[k] = img[y0:y0 + patch, x0:x0 + patch]
-        ys[k] = tgt[y0:y0 + patch, x0:x0 + patch]
+        xs[k] = img[y0 : y0 + patch, x0 : x0 + patch]
+        ys[k] = tgt[y0 : y0 + patch, x0 : x0 + patch]
     return xs, ys
 
 
@@ -294,14 +323,26 @@ def train_model(
     n_classes = int(getattr(model, "config", {}).get("n_classes", 2))
     loss_fn = _make_loss(loss, n_classes, class_weights, dev, ignore_index)
     settings = {
-        "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
-        "patch_size": patch_size, "positive_fraction": positive_fraction, "lr": lr,
-        "weight_decay": weight_decay, "lr_schedule": lr_schedule, "loss": loss,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "positive_fraction": positive_fraction,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "lr_schedule": lr_schedule,
+        "loss": loss,
         "class_weights": list(class_weights) if class_weights is not None else None,
-        "augmentation": aug.to_dict(), "val_patches": val_patches,
-        "early_stopping": early_stopping, "seed": seed, "segment_length": segment_length,
-        "val_fraction": val_fraction, "optimizer": "Adam", "device": str(dev),
-        "n_threads": n_threads, "torch": torch.__version__,
+        "augmentation": aug.to_dict(),
+        "val_patches": val_patches,
+        "early_stopping": early_stopping,
+        "seed": seed,
+        "segment_length": segment_length,
+        "val_fraction": val_fraction,
+        "optimizer": "Adam",
+        "device": str(dev),
+        "n_threads": n_threads,
+        "torch": torch.__version__,
     }
     if ignore_index is not None:
         settings["ignore_index"] = ignore_index
@@ -317,9 +358,13 @@ def train_model(
         v_tgts = [_pad_to(np.asarray(t), patch_size) for t in val_targets]
         tr_imgs, tr_tgts = imgs, tgts
     else:
-        train_idx, val_idx = grouped_split(len(imgs), groups=groups,
-                                           segment_length=segment_length or 1,
-                                           val_fraction=val_fraction, seed=seed)
+        train_idx, val_idx = grouped_split(
+            len(imgs),
+            groups=groups,
+            segment_length=segment_length or 1,
+            val_fraction=val_fraction,
+            seed=seed,
+        )
         tr_imgs = [imgs[i] for i in train_idx]
         tr_tgts = [tgts[i] for i in train_idx]
         v_imgs = [imgs[i] for i in val_idx]
@@ -329,9 +374,10 @@ def train_model(
         yx = np.argwhere(t[::2, ::2] > 0) * 2
         positives.append(yx)
 
-    history = TrainingHistory(settings=settings,
-                              split={"train": [int(i) for i in train_idx],
-                                     "val": [int(i) for i in val_idx]})
+    history = TrainingHistory(
+        settings=settings,
+        split={"train": [int(i) for i in train_idx], "val": [int(i) for i in val_idx]},
+    )
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     t_start = time.perf_counter()
     cpu_start = time.process_time()
@@ -344,8 +390,9 @@ def train_model(
         vx = vy = None
         if v_imgs and val_patches > 0:
             v_pos = [np.argwhere(t[::2, ::2] > 0) * 2 for t in v_tgts]
-            vx_np, vy_np = _sample(v_imgs, v_tgts, v_pos, val_patches, patch_size,
-                                   positive_fraction, val_rng)
+            vx_np, vy_np = _sample(
+                v_imgs, v_tgts, v_pos, val_patches, patch_size, positive_fraction, val_rng
+            )
             vx = torch.from_numpy(vx_np[:, None]).to(dev).contiguous(memory_format=memory_format)
             vy = torch.from_numpy(vy_np.astype(np.int64)).to(dev)
         model.to(dev)
@@ -353,26 +400,32 @@ def train_model(
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         if lr_schedule == "cosine":
             sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
+                opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / total_steps))
+            )
         else:
             sched = None
         best_loss = math.inf
         best_state: dict[str, torch.Tensor] | None = None
         since_best = 0
-        bar = progress_bar(show_progress=show_progress, total=total_steps, desc="training",
-                           unit="step")
+        bar = progress_bar(
+            show_progress=show_progress, total=total_steps, desc="training", unit="step"
+        )
         try:
             for epoch in range(1, epochs + 1):
                 t_epoch = time.perf_counter()
                 model.train()
                 losses = []
                 for _ in range(steps_per_epoch):
-                    xb, yb = _sample(tr_imgs, tr_tgts, positives, batch_size, patch_size,
-                                     positive_fraction, rng)
+                    xb, yb = _sample(
+                        tr_imgs, tr_tgts, positives, batch_size, patch_size, positive_fraction, rng
+                    )
                     for k in range(batch_size):
                         xb[k], yb[k] = aug(xb[k], yb[k], rng)
-                    x = torch.from_numpy(xb[:, None]).to(dev).contiguous(
-                        memory_format=memory_format)
+                    x = (
+                        torch.from_numpy(xb[:, None])
+                        .to(dev)
+                        .contiguous(memory_format=memory_format)
+                    )
                     y = torch.from_numpy(yb.astype(np.int64)).to(dev)
                     opt.zero_grad(set_to_none=True)
                     value = loss_fn(model(x), y)
@@ -384,18 +437,21 @@ def train_model(
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}")
                 record: dict[str, Any] = {
-                    "epoch": epoch, "train_loss": float(np.mean(losses)),
-                    "val_loss": None, "val_precision": None, "val_recall": None,
-                    "val_f1": None, "lr": float(opt.param_groups[0]["lr"]),
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)),
+                    "val_loss": None,
+                    "val_precision": None,
+                    "val_recall": None,
+                    "val_f1": None,
+                    "lr": float(opt.param_groups[0]["lr"]),
                 }
                 if vx is not None and vy is not None:
                     model.eval()
                     with torch.inference_mode():
                         vl, vp = [], []
                         for s in range(0, len(vx), batch_size):
-                            logits = model(vx[s:s + batch_size])
-                            vl.append(float(loss_fn(logits, vy[s:s + batch_size]))
-                                      * len(logits))
+                            logits = model(vx[s : s + batch_size])
+                            vl.append(float(loss_fn(logits, vy[s : s + batch_size])) * len(logits))
                             prob = probabilities(logits)
                             fg = prob[:, 0] if n_classes == 1 else 1.0 - prob[:, 0]
                             vp.append(fg > 0.5)
@@ -404,13 +460,16 @@ def train_model(
                             keep = (vy != ignore_index).cpu()
                             pred, truth = pred[keep], truth[keep]
                         scores = pixel_scores(pred, truth)
-                    record.update(val_loss=sum(vl) / len(vx), val_precision=scores["precision"],
-                                  val_recall=scores["recall"], val_f1=scores["f1"])
+                    record.update(
+                        val_loss=sum(vl) / len(vx),
+                        val_precision=scores["precision"],
+                        val_recall=scores["recall"],
+                        val_f1=scores["f1"],
+                    )
                     if record["val_loss"] < best_loss - 1e-6:
                         best_loss = record["val_loss"]
                         history.best_epoch = epoch
-                        best_state = {k: v.detach().clone() for k, v in
-                                      model.state_dict().items()}
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                         since_best = 0
                     else:
                         since_best += 1

@@ -41,8 +41,9 @@ class TrainedModel:
         }
 
 
-def training_record(history: Any, *, command: str, seed: int, source: str,
-                    data: dict[str, Any]) -> dict[str, Any]:
+def training_record(
+    history: Any, *, command: str, seed: int, source: str, data: dict[str, Any]
+) -> dict[str, Any]:
     """The manifest's ``training`` entry: how to rebuild the model and how training went.
 
     Parameters
@@ -56,15 +57,30 @@ def training_record(history: Any, *, command: str, seed: int, source: str,
     data : dict
         The data recipe (JSON-serialisable; no arrays).
     """
-    return {"command": command, "seed": seed, "source": source, "data": data,
-            "settings": history.settings, "history": history.records,
-            "best_epoch": history.best_epoch, "seconds": round(history.seconds, 1),
-            "cpu_seconds": round(history.cpu_seconds, 1)}
+    return {
+        "command": command,
+        "seed": seed,
+        "source": source,
+        "data": data,
+        "settings": history.settings,
+        "history": history.records,
+        "best_epoch": history.best_epoch,
+        "seconds": round(history.seconds, 1),
+        "cpu_seconds": round(history.cpu_seconds, 1),
+    }
 
 
-def finish_training(model: Any, history: Any, manifest: dict[str, Any], *,
-                    out: str | Path | None, name: str, n_threads: int | None,
-                    wall_start: float, cpu_start: float) -> TrainedModel:
+def finish_training(
+    model: Any,
+    history: Any,
+    manifest: dict[str, Any],
+    *,
+    out: str | Path | None,
+    name: str,
+    n_threads: int | None,
+    wall_start: float,
+    cpu_start: float,
+) -> TrainedModel:
     """Record total wall and CPU time (s, from ``time.perf_counter`` / ``time.process_time``
     starts), threads and load in the manifest; save ``NAME.pt`` + ``NAME.json`` when ``out``
     is a folder (or the ``.pt`` path itself); return the :class:`TrainedModel`."""
@@ -84,6 +100,5 @@ def finish_training(model: Any, history: Any, manifest: dict[str, Any], *,
     path = None
     if out is not None:
         p = Path(out)
-        path = save_model(model, p if p.suffix == ".pt" else p / f"{name}.pt",
-                          manifest=manifest)
+        path = save_model(model, p if p.suffix == ".pt" else p / f"{name}.pt", manifest=manifest)
     return TrainedModel(model, history, manifest, path)

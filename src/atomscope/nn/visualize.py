@@ -22,8 +22,9 @@ def first_layer_kernels(model: nn.Module) -> np.ndarray:
     raise ParameterError("the network has no convolution layer")
 
 
-def plot_kernels(model: nn.Module, fig: Any = None, *, max_kernels: int = 32,
-                 with_mean: bool = True) -> Any:
+def plot_kernels(
+    model: nn.Module, fig: Any = None, *, max_kernels: int = 32, with_mean: bool = True
+) -> Any:
     """Draw the first-layer kernels in a grid (each on its own symmetric colour scale) and,
     with *with_mean*, their mean (the paper's Supplementary Figs. 7–8). Returns the figure."""
     import matplotlib.pyplot as plt
@@ -42,7 +43,6 @@ def plot_kernels(model: nn.Module, fig: Any = None, *, max_kernels: int = 32,
             continue
         v = float(np.abs(panels[i]).max()) or 1.0
         ax.imshow(panels[i], cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
-        ax.set_title("mean" if with_mean and i == len(panels) - 1 else str(i), fontsize=6,
-                     pad=2)
+        ax.set_title("mean" if with_mean and i == len(panels) - 1 else str(i), fontsize=6, pad=2)
     fig.suptitle(f"first-layer kernels ({k.shape[-1]}×{k.shape[-1]} px)", fontsize=9)
     return fig

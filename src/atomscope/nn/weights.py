@@ -36,8 +36,14 @@ from ..errors import CorruptFileError, MissingFileError, ParameterError
 from ._device import resolve_device
 from .networks import build_model, count_parameters
 
-__all__ = ["save_model", "load_model", "read_manifest", "list_models", "shipped_model_path",
-           "MODEL_FORMAT"]
+__all__ = [
+    "save_model",
+    "load_model",
+    "read_manifest",
+    "list_models",
+    "shipped_model_path",
+    "MODEL_FORMAT",
+]
 
 MODEL_FORMAT = "atomscope-model"
 FORMAT_VERSION = 1
@@ -55,7 +61,8 @@ def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
         pts = sorted(p.glob("*.pt"))
         if len(pts) != 1:
             raise MissingFileError(
-                f"{p} holds {len(pts)} .pt files; give the model file itself (NAME.pt)")
+                f"{p} holds {len(pts)} .pt files; give the model file itself (NAME.pt)"
+            )
         p = pts[0]
     if p.suffix == ".json":
         return p.with_suffix(".pt"), p
@@ -64,8 +71,9 @@ def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.with_suffix(".pt"), p.with_suffix(".json")
 
 
-def save_model(model: nn.Module, path: str | os.PathLike[str], *,
-               manifest: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: nn.Module, path: str | os.PathLike[str], *, manifest: dict[str, Any] | None = None
+) -> Path:
     """Write ``NAME.pt`` (state dict) and ``NAME.json`` (manifest) atomically.
 
     Parameters
@@ -86,8 +94,10 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], *,
     arch = getattr(model, "architecture", None)
     config = getattr(model, "config", None)
     if arch is None or config is None:
-        raise ParameterError("save_model needs a network with 'architecture' and 'config' "
-                             "(build it with atomscope.nn.build_model)")
+        raise ParameterError(
+            "save_model needs a network with 'architecture' and 'config' "
+            "(build it with atomscope.nn.build_model)"
+        )
     p = Path(path)
     if p.suffix != ".pt":
         p = p / "model.pt"
@@ -127,8 +137,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         manifest = json.loads(js.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MissingFileError(f"No model manifest {js} (a model needs NAME.pt + NAME.json)"
-                               ) from None
+        raise MissingFileError(
+            f"No model manifest {js} (a model needs NAME.pt + NAME.json)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise CorruptFileError(f"{js.name} is not valid JSON: {exc}") from exc
     if manifest.get("format") != MODEL_FORMAT:
@@ -139,19 +150,23 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _resolve(source: str | os.PathLike[str]) -> tuple[Path, Path]:
     s = str(source)
     shipped = _models_dir() / f"{s}.pt"
-    if os.sep not in s and "/" not in s and not s.endswith((".pt", ".json")) and \
-            shipped.exists():
+    if os.sep not in s and "/" not in s and not s.endswith((".pt", ".json")) and shipped.exists():
         return shipped, shipped.with_suffix(".json")
     p = Path(source)
     if not p.exists() and not p.with_suffix(".pt").exists():
         known = ", ".join(sorted(list_models())) or "none"
-        raise MissingFileError(f"No model file or shipped model named {s!r} "
-                               f"(shipped models: {known})")
+        raise MissingFileError(
+            f"No model file or shipped model named {s!r} (shipped models: {known})"
+        )
     return _pair(p)
 
 
-def load_model(source: str | os.PathLike[str], *, device: str | torch.device | None = None,
-               check_hash: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    check_hash: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a network from a model file or a shipped model name, in eval mode.
 
     Parameters
@@ -173,10 +188,15 @@ def load_model(source: str | os.PathLike[str], *, device: str | torch.device | N
     if not pt.exists():
         raise MissingFileError(f"Model weights {pt} are missing (manifest {js.name} found)")
     data = pt.read_bytes()
-    if check_hash and manifest.get("sha256") and \
-            hashlib.sha256(data).hexdigest() != manifest["sha256"]:
-        raise CorruptFileError(f"{pt.name} does not match the SHA-256 in {js.name}; the "
-                               "weights were changed or truncated")
+    if (
+        check_hash
+        and manifest.get("sha256")
+        and hashlib.sha256(data).hexdigest() != manifest["sha256"]
+    ):
+        raise CorruptFileError(
+            f"{pt.name} does not match the SHA-256 in {js.name}; the "
+            "weights were changed or truncated"
+        )
     dev = resolve_device(device)
     try:
         state = torch.load(io.BytesIO(data), map_location=dev, weights_only=True)
@@ -186,8 +206,9 @@ def load_model(source: str | os.PathLike[str], *, device: str | torch.device | N
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CorruptFileError(f"{pt.name} does not fit its manifest's architecture: {exc}"
-                               ) from exc
+        raise CorruptFileError(
+            f"{pt.name} does not fit its manifest's architecture: {exc}"
+        ) from exc
     model.to(dev)
     model.eval()
     return model, manifest
@@ -213,6 +234,7 @@ def shipped_model_path(name: str) -> Path:
     """Path of a shipped model's ``.pt`` file."""
     p = _models_dir() / f"{name}.pt"
     if not p.exists():
-        raise MissingFileError(f"No shipped model {name!r}; available: "
-                               f"{', '.join(sorted(list_models())) or 'none'}")
+        raise MissingFileError(
+            f"No shipped model {name!r}; available: {', '.join(sorted(list_models())) or 'none'}"
+        )
     return p

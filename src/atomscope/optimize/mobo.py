@@ -58,8 +58,8 @@ DEFAULT_ACQ_OPTIONS: dict[str, Any] = {
     # evaluated corner in 1 iteration of 4; 8/256 cut that to 1 in 10 for 15 % more time.
     "num_restarts": 8,
     "raw_samples": 256,
-    "maxiter": 100,             # L-BFGS-B iterations per start
-    "mc_samples": 64,           # quasi-MC samples of the posterior inside qLogNEHVI
+    "maxiter": 100,  # L-BFGS-B iterations per start
+    "mc_samples": 64,  # quasi-MC samples of the posterior inside qLogNEHVI
     "max_discrete_enumeration": 4096,  # discrete spaces up to this size are enumerated
     # inferred reference point of the acquisition: front nadir + margin x front extent (in
     # objectives min-max normalised over the observations). 0.5 found 2x more of the true
@@ -159,9 +159,22 @@ def minimize(
     ...                show_progress=False)  # doctest: +SKIP
     >>> res.best("chebyshev")  # doctest: +SKIP
     """
-    run = _Run(objective, space, objective_names, n_initial, n_iterations, batch_size, seed,
-               reference_point, evaluate_batch, initial_params, time_budget_s, show_progress,
-               device, acq_options)
+    run = _Run(
+        objective,
+        space,
+        objective_names,
+        n_initial,
+        n_iterations,
+        batch_size,
+        seed,
+        reference_point,
+        evaluate_batch,
+        initial_params,
+        time_budget_s,
+        show_progress,
+        device,
+        acq_options,
+    )
     run.normalise = bool(normalise)
     return run.execute()
 
@@ -175,9 +188,23 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 class _Run:
     """State of one :func:`minimize` call (kept in one object to keep the loop readable)."""
 
-    def __init__(self, objective, space, objective_names, n_initial, n_iterations, batch_size,
-                 seed, reference_point, evaluate_batch, initial_params, time_budget_s,
-                 show_progress, device, acq_options) -> None:
+    def __init__(
+        self,
+        objective,
+        space,
+        objective_names,
+        n_initial,
+        n_iterations,
+        batch_size,
+        seed,
+        reference_point,
+        evaluate_batch,
+        initial_params,
+        time_budget_s,
+        show_progress,
+        device,
+        acq_options,
+    ) -> None:
         self.space = SearchSpace(space)
         if isinstance(objective_names, str):
             objective_names = [objective_names]
@@ -188,7 +215,8 @@ class _Run:
         if len(set(self.names)) != self.m or set(self.names) & set(self.space.names):
             raise ParameterError(
                 f"objective names must be unique and differ from the parameter names "
-                f"{self.space.names}; got {self.names}")
+                f"{self.space.names}; got {self.names}"
+            )
         if objective is None and evaluate_batch is None:
             raise ParameterError("give an objective function or evaluate_batch")
         if objective is not None and not callable(objective):
@@ -205,41 +233,50 @@ class _Run:
             r = np.asarray(reference_point, dtype=float).reshape(-1)
             if r.shape != (self.m,) or not np.all(np.isfinite(r)):
                 raise ParameterError(
-                    f"reference_point must be {self.m} finite numbers, got {reference_point!r}")
+                    f"reference_point must be {self.m} finite numbers, got {reference_point!r}"
+                )
             reference_point = r
         self.reference_point = reference_point
         self.initial_params = [self.space.validate(p) for p in (initial_params or [])]
         if time_budget_s is not None:
             if not isinstance(time_budget_s, int | float) or not time_budget_s > 0:
-                raise ParameterError(f"time_budget_s must be a positive number of seconds, got "
-                                     f"{time_budget_s!r}")
+                raise ParameterError(
+                    f"time_budget_s must be a positive number of seconds, got {time_budget_s!r}"
+                )
         self.time_budget_s = time_budget_s
         self.show_progress = show_progress
         self.device = device
         unknown = set(acq_options or {}) - set(DEFAULT_ACQ_OPTIONS)
         if unknown:
-            raise ParameterError(f"unknown acq_options {sorted(unknown)}; known: "
-                                 f"{sorted(DEFAULT_ACQ_OPTIONS)}")
+            raise ParameterError(
+                f"unknown acq_options {sorted(unknown)}; known: {sorted(DEFAULT_ACQ_OPTIONS)}"
+            )
         self.opts = {**DEFAULT_ACQ_OPTIONS, **(acq_options or {})}
         # state
         self.rng = np.random.default_rng(self.seed)
         self.sobol = _SobolStream(len(self.space), self.rng)
-        self.X: list[np.ndarray] = []          # encoded rows
-        self.Y: list[np.ndarray] = []          # objective rows
+        self.X: list[np.ndarray] = []  # encoded rows
+        self.Y: list[np.ndarray] = []  # objective rows
         self.params: list[dict[str, Any]] = []
         self.phase: list[str] = []
         self.keys: set[tuple] = set()
         self.notes: list[str] = []
-        self.timings: dict[str, Any] = {"initial_s": 0.0, "iteration_s": [], "fit_s": [],
-                                        "acquisition_s": [], "evaluation_s": []}
+        self.timings: dict[str, Any] = {
+            "initial_s": 0.0,
+            "iteration_s": [],
+            "fit_s": [],
+            "acquisition_s": [],
+            "evaluation_s": [],
+        }
         self.t0 = 0.0
         self.bar = None
-        self._hyper: list[dict[str, Any]] = []   # GP hyper-parameters of the last fit
+        self._hyper: list[dict[str, Any]] = []  # GP hyper-parameters of the last fit
 
     # -- helpers --------------------------------------------------------------------------
     def _over_budget(self) -> bool:
-        return (self.time_budget_s is not None
-                and time.perf_counter() - self.t0 >= self.time_budget_s)
+        return (
+            self.time_budget_s is not None and time.perf_counter() - self.t0 >= self.time_budget_s
+        )
 
     def _exhausted(self) -> bool:
         card = self.space.cardinality
@@ -282,7 +319,8 @@ class _Run:
             if Y.shape != (len(params), self.m):
                 raise ParameterError(
                     f"evaluate_batch returned shape {Y.shape} for {len(params)} parameter sets "
-                    f"and {self.m} objectives; expected ({len(params)}, {self.m})")
+                    f"and {self.m} objectives; expected ({len(params)}, {self.m})"
+                )
             rows = list(Y)
         else:
             rows = []
@@ -291,15 +329,17 @@ class _Run:
                 if y.shape != (self.m,):
                     raise ParameterError(
                         f"the objective returned {y.size} value(s) for {p}; expected {self.m} "
-                        f"({', '.join(self.names)})")
+                        f"({', '.join(self.names)})"
+                    )
                 rows.append(y)
                 if self.bar is not None:
                     self.bar.update(1)
         if self.evaluate_batch is not None and self.bar is not None:
             self.bar.update(len(params))
         snapped = self.space.snap(X)
-        for x, key, p, y, ph in zip(snapped, self.space.keys(snapped), params, rows, phase,
-                                    strict=True):
+        for x, key, p, y, ph in zip(
+            snapped, self.space.keys(snapped), params, rows, phase, strict=True
+        ):
             self.X.append(x)
             self.Y.append(np.array(y, dtype=float))
             self.params.append(p)
@@ -315,8 +355,9 @@ class _Run:
         total = self.n_initial + self.n_iterations * self.batch_size
         if self.space.cardinality is not None:
             total = min(total, self.space.cardinality)
-        self.bar = progress_bar(show_progress=self.show_progress, total=total,
-                                desc="optimising parameters", unit="eval")
+        self.bar = progress_bar(
+            show_progress=self.show_progress, total=total, desc="optimising parameters", unit="eval"
+        )
         stopped = "completed"
         try:
             stopped = self._initial_design()
@@ -331,15 +372,27 @@ class _Run:
             self.notes.append(f"stopped early: {stopped}")
         Y = np.array(self.Y, dtype=float).reshape(-1, self.m)
         return OptimizationResult(
-            params=self.params, objectives=Y, objective_names=self.names, space=self.space,
-            phase=self.phase, reference_point=self.reference_point, timings=self.timings,
-            notes=self.notes, stopped_reason=stopped, seed=self.seed,
-            settings={"n_initial": self.n_initial, "n_iterations": self.n_iterations,
-                      "batch_size": self.batch_size, "time_budget_s": self.time_budget_s,
-                      "acquisition": ("qLogNEHVI" if self.m > 1 else "qLogNEI"),
-                      "acq_options": self.opts,
-                      "normalise": getattr(self, "normalise", True),
-                      "device": None if self.device is None else str(self.device)})
+            params=self.params,
+            objectives=Y,
+            objective_names=self.names,
+            space=self.space,
+            phase=self.phase,
+            reference_point=self.reference_point,
+            timings=self.timings,
+            notes=self.notes,
+            stopped_reason=stopped,
+            seed=self.seed,
+            settings={
+                "n_initial": self.n_initial,
+                "n_iterations": self.n_iterations,
+                "batch_size": self.batch_size,
+                "time_budget_s": self.time_budget_s,
+                "acquisition": ("qLogNEHVI" if self.m > 1 else "qLogNEI"),
+                "acq_options": self.opts,
+                "normalise": getattr(self, "normalise", True),
+                "device": None if self.device is None else str(self.device),
+            },
+        )
 
     def _initial_design(self) -> str:
         t = time.perf_counter()
@@ -363,7 +416,7 @@ class _Run:
                 if i > 0 and self._over_budget():
                     stopped = "time budget"
                     break
-                self._evaluate(X0[i:i + 1], ["initial"])
+                self._evaluate(X0[i : i + 1], ["initial"])
         self.timings["initial_s"] = time.perf_counter() - t
         return stopped
 
@@ -391,7 +444,7 @@ class _Run:
                 except Exception as exc:  # numerical trouble must not end the user's run
                     msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                     self.notes.append(f"iteration {it}: model failed ({msg}); used Sobol points")
-                    self._hyper = []             # next fit starts afresh
+                    self._hyper = []  # next fit starts afresh
                 finally:
                     torch.set_num_threads(threads)
             if cand is None:
@@ -411,8 +464,10 @@ class _Run:
             phases = ["bo"] * len(keep)
             n_fill = self.batch_size - len(keep)
             if n_fill > 0 and repeats:
-                self.notes.append(f"iteration {it}: the proposals repeated evaluated points; "
-                                  f"used {n_fill} Sobol point(s) instead")
+                self.notes.append(
+                    f"iteration {it}: the proposals repeated evaluated points; "
+                    f"used {n_fill} Sobol point(s) instead"
+                )
             if n_fill > 0:
                 fill = self._new_sobol_points(n_fill, taken)
                 keep.extend(fill)
@@ -468,26 +523,34 @@ class _Run:
             # as fast as one batched multi-output GP on 2 cores
             models = []
             for j in range(self.m):
-                gp = SingleTaskGP(X, Zt[:, j:j + 1], covar_module=self._kernel())
+                gp = SingleTaskGP(X, Zt[:, j : j + 1], covar_module=self._kernel())
                 if self.opts["warm_start"] and j < len(self._hyper):
                     # start from the previous iteration's hyper-parameters
                     gp.load_state_dict(self._hyper[j], strict=False)
                 fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
                 models.append(gp)
-            self._hyper = [{k: v.detach().clone() for k, v in gp.named_parameters()}
-                           for gp in models]
+            self._hyper = [
+                {k: v.detach().clone() for k, v in gp.named_parameters()} for gp in models
+            ]
             model = models[0] if self.m == 1 else ModelListGP(*models)
             t_fit = time.perf_counter() - t
             t = time.perf_counter()
-            sampler = SobolQMCNormalSampler(sample_shape=torch.Size([int(self.opts["mc_samples"])]),
-                                            seed=int(self.rng.integers(2**31 - 1)))
+            sampler = SobolQMCNormalSampler(
+                sample_shape=torch.Size([int(self.opts["mc_samples"])]),
+                seed=int(self.rng.integers(2**31 - 1)),
+            )
             if self.m == 1:
-                acq = qLogNoisyExpectedImprovement(model, X_baseline=X, sampler=sampler,
-                                                   prune_baseline=True)
+                acq = qLogNoisyExpectedImprovement(
+                    model, X_baseline=X, sampler=sampler, prune_baseline=True
+                )
             else:
                 acq = qLogNoisyExpectedHypervolumeImprovement(
-                    model, ref_point=torch.as_tensor(ref, **tk), X_baseline=X, sampler=sampler,
-                    prune_baseline=True)
+                    model,
+                    ref_point=torch.as_tensor(ref, **tk),
+                    X_baseline=X,
+                    sampler=sampler,
+                    prune_baseline=True,
+                )
             cand = self._optimise(acq, tk)
         return cand, t_fit, time.perf_counter() - t
 
@@ -507,11 +570,16 @@ class _Run:
         if not cat:
             return None
         ordinal = [i for i in range(len(self.space)) if i not in cat]
-        kernel = CategoricalKernel(ard_num_dims=len(cat), active_dims=cat,
-                                   lengthscale_constraint=GreaterThan(1e-6))
+        kernel = CategoricalKernel(
+            ard_num_dims=len(cat), active_dims=cat, lengthscale_constraint=GreaterThan(1e-6)
+        )
         if ordinal:
-            kernel = get_covar_module_with_dim_scaled_prior(
-                ard_num_dims=len(ordinal), active_dims=ordinal) * kernel
+            kernel = (
+                get_covar_module_with_dim_scaled_prior(
+                    ard_num_dims=len(ordinal), active_dims=ordinal
+                )
+                * kernel
+            )
         return kernel
 
     def _optimise(self, acq, tk) -> np.ndarray:
@@ -524,30 +592,50 @@ class _Run:
             choices = self._discrete_choices()
             if choices.shape[0] == 0:
                 return np.empty((0, len(space)))
-            cand, _ = optimize_acqf_discrete(acq, q=min(q, choices.shape[0]),
-                                             choices=torch.as_tensor(choices, **tk), unique=True)
+            cand, _ = optimize_acqf_discrete(
+                acq, q=min(q, choices.shape[0]), choices=torch.as_tensor(choices, **tk), unique=True
+            )
             return cand.detach().cpu().numpy()
 
         bounds = torch.as_tensor(space.bounds, **tk)
         # score all raw samples in one batch (the default, batch_limit at a time, made choosing
         # the starts cost as much as the L-BFGS-B runs themselves)
-        options = {"maxiter": int(o["maxiter"]), "batch_limit": int(o["num_restarts"]),
-                   "init_batch_limit": int(o["raw_samples"])}
+        options = {
+            "maxiter": int(o["maxiter"]),
+            "batch_limit": int(o["num_restarts"]),
+            "init_batch_limit": int(o["raw_samples"]),
+        }
         if not space.cat_dims:
+
             def snap(Xt):
                 return torch.as_tensor(
-                    space.snap(Xt.detach().cpu().numpy().reshape(-1, len(space)))
-                    .reshape(Xt.shape), **tk)
+                    space.snap(Xt.detach().cpu().numpy().reshape(-1, len(space))).reshape(Xt.shape),
+                    **tk,
+                )
 
             post = snap if space.int_dims else None
             if q == 1:  # keep every restart's optimum, best first, as fall-backs for repeats
-                cand, vals = optimize_acqf(acq, bounds, q=1, num_restarts=int(o["num_restarts"]),
-                                           raw_samples=int(o["raw_samples"]), options=options,
-                                           return_best_only=False, post_processing_func=post)
+                cand, vals = optimize_acqf(
+                    acq,
+                    bounds,
+                    q=1,
+                    num_restarts=int(o["num_restarts"]),
+                    raw_samples=int(o["raw_samples"]),
+                    options=options,
+                    return_best_only=False,
+                    post_processing_func=post,
+                )
                 return _by_value(cand, vals)
-            cand, _ = optimize_acqf(acq, bounds, q=q, num_restarts=int(o["num_restarts"]),
-                                    raw_samples=int(o["raw_samples"]), options=options,
-                                    sequential=True, post_processing_func=post)
+            cand, _ = optimize_acqf(
+                acq,
+                bounds,
+                q=q,
+                num_restarts=int(o["num_restarts"]),
+                raw_samples=int(o["raw_samples"]),
+                options=options,
+                sequential=True,
+                post_processing_func=post,
+            )
             return cand.detach().cpu().numpy()
         return self._optimise_mixed(acq, bounds, options, tk)
 
@@ -587,9 +675,15 @@ class _Run:
             with torch.no_grad():
                 vals = torch.cat([acq(chunk) for chunk in raw_t.split(256)])
             starts, _ = initialize_q_batch(raw_t, vals, n=min(n_restarts, raw.shape[0]))
-            cand, vals = optimize_acqf(wrapped, bounds, q=1, num_restarts=starts.shape[0],
-                                       batch_initial_conditions=starts, options=options,
-                                       return_best_only=False)
+            cand, vals = optimize_acqf(
+                wrapped,
+                bounds,
+                q=1,
+                num_restarts=starts.shape[0],
+                batch_initial_conditions=starts,
+                options=options,
+                return_best_only=False,
+            )
             ranked = space.snap(_by_value(cand, vals))
             if self.batch_size == 1:
                 return ranked
@@ -626,4 +720,3 @@ def _quiet_warnings() -> None:
 
     for cat in (BotorchWarning, GPInputWarning, NumericalWarning, RuntimeWarning):
         warnings.simplefilter("ignore", category=cat)
-

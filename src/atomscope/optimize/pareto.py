@@ -14,8 +14,15 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["pareto_mask", "normalise", "distance_to_utopia", "choose_best", "hypervolume_2d",
-           "hypervolume", "infer_reference_point"]
+__all__ = [
+    "pareto_mask",
+    "normalise",
+    "distance_to_utopia",
+    "choose_best",
+    "hypervolume_2d",
+    "hypervolume",
+    "infer_reference_point",
+]
 
 
 def _as_objectives(Y: np.ndarray) -> np.ndarray:
@@ -59,15 +66,15 @@ def pareto_mask(Y: np.ndarray, *, deduplicate: bool = True) -> np.ndarray:
     keep = np.ones(k, dtype=bool)
     chunk = max(1, (1 << 22) // max(k * m, 1))
     for start in range(0, k, chunk):
-        block = F[start:start + chunk]                        # (c, m)
+        block = F[start : start + chunk]  # (c, m)
         le = np.all(F[None, :, :] <= block[:, None, :], axis=2)  # (c, k): F[j] <= block[i]
         lt = np.any(F[None, :, :] < block[:, None, :], axis=2)
         dominated = np.any(le & lt, axis=1)
         if deduplicate:
-            eq = le & ~lt                                     # F[j] == block[i]
+            eq = le & ~lt  # F[j] == block[i]
             earlier = np.arange(k)[None, :] < (start + np.arange(block.shape[0]))[:, None]
             dominated |= np.any(eq & earlier, axis=1)
-        keep[start:start + block.shape[0]] = ~dominated
+        keep[start : start + block.shape[0]] = ~dominated
     mask[idx[keep]] = True
     return mask
 
@@ -155,13 +162,17 @@ def distance_to_utopia(
     if not front.any():
         return out
     P = Y[front]
-    Z = (normalise_objectives(P, np.stack([P.min(axis=0), P.max(axis=0)])) if normalise
-         else P - P.min(axis=0))
+    Z = (
+        normalise_objectives(P, np.stack([P.min(axis=0), P.max(axis=0)]))
+        if normalise
+        else P - P.min(axis=0)
+    )
     if weights is not None:
         w = np.asarray(weights, dtype=float)
         if w.shape != (Y.shape[1],) or np.any(w < 0) or not np.all(np.isfinite(w)):
             raise ParameterError(
-                f"weights must be {Y.shape[1]} non-negative numbers, got {weights}")
+                f"weights must be {Y.shape[1]} non-negative numbers, got {weights}"
+            )
         Z = Z * w
     out[front] = np.sqrt(np.sum(Z**2, axis=1)) if method == "euclidean" else np.max(Z, axis=1)
     return out
@@ -216,7 +227,8 @@ def _check_ref(Y: np.ndarray, ref: Sequence[float] | np.ndarray) -> np.ndarray:
     r = np.asarray(ref, dtype=float).reshape(-1)
     if r.shape != (Y.shape[1],) or not np.all(np.isfinite(r)):
         raise ParameterError(
-            f"the reference point must be {Y.shape[1]} finite numbers, got {ref!r}")
+            f"the reference point must be {Y.shape[1]} finite numbers, got {ref!r}"
+        )
     return r
 
 
@@ -257,7 +269,7 @@ def _hv3(P: np.ndarray, r: np.ndarray) -> float:
     for k in range(P.shape[0]):
         dz = z[k + 1] - z[k]
         if dz > 0:
-            hv += _hv2(P[:k + 1, :2], r[:2]) * dz
+            hv += _hv2(P[: k + 1, :2], r[:2]) * dz
     return float(hv)
 
 

@@ -93,7 +93,8 @@ class OptimizationResult:
         if clash or len(set(self.objective_names)) != m:
             raise ParameterError(
                 f"objective names must be unique and differ from the parameter names and from "
-                f"{sorted(_RESERVED)}; got {self.objective_names}")
+                f"{sorted(_RESERVED)}; got {self.objective_names}"
+            )
         if self.phase is None:
             self.phase = ["initial"] * n
         self.phase = [str(p) for p in self.phase]
@@ -110,10 +111,12 @@ class OptimizationResult:
         self.pareto_mask = _pareto.pareto_mask(Y)
         if finite_any:
             norm = bool(self.settings.get("normalise", True)) if self.settings else True
-            self.best_euclidean = _pareto.choose_best(Y, "euclidean", self.pareto_mask,
-                                                      normalise=norm)
-            self.best_chebyshev = _pareto.choose_best(Y, "chebyshev", self.pareto_mask,
-                                                      normalise=norm)
+            self.best_euclidean = _pareto.choose_best(
+                Y, "euclidean", self.pareto_mask, normalise=norm
+            )
+            self.best_chebyshev = _pareto.choose_best(
+                Y, "chebyshev", self.pareto_mask, normalise=norm
+            )
         else:
             self.best_euclidean = self.best_chebyshev = None
 
@@ -121,8 +124,9 @@ class OptimizationResult:
         n = self.objectives.shape[0]
         if self.reference_point is None:
             return np.zeros(n)
-        return np.array([_pareto.hypervolume(self.objectives[:i + 1], self.reference_point)
-                         for i in range(n)])
+        return np.array(
+            [_pareto.hypervolume(self.objectives[: i + 1], self.reference_point) for i in range(n)]
+        )
 
     # -- convenience ----------------------------------------------------------------------
     @property
@@ -158,8 +162,10 @@ class OptimizationResult:
             raise ParameterError(f"method must be 'euclidean' or 'chebyshev', got {method!r}")
         i = self.best_euclidean if method == "euclidean" else self.best_chebyshev
         if i is None:
-            raise ParameterError("no evaluation has finite values for every objective, so there "
-                                 "is no best point; check the objective function")
+            raise ParameterError(
+                "no evaluation has finite values for every objective, so there "
+                "is no best point; check the objective function"
+            )
         return i
 
     def best(self, method: str = "euclidean") -> dict[str, Any]:
@@ -199,47 +205,54 @@ class OptimizationResult:
         for j, name in enumerate(self.objective_names):
             data[name] = self.objectives[:, j]
         data["pareto"] = self.pareto_mask.copy()
-        data["best_euclidean"] = np.arange(n) == (-1 if self.best_euclidean is None
-                                                  else self.best_euclidean)
-        data["best_chebyshev"] = np.arange(n) == (-1 if self.best_chebyshev is None
-                                                  else self.best_chebyshev)
+        data["best_euclidean"] = np.arange(n) == (
+            -1 if self.best_euclidean is None else self.best_euclidean
+        )
+        data["best_chebyshev"] = np.arange(n) == (
+            -1 if self.best_chebyshev is None else self.best_chebyshev
+        )
         data["hypervolume"] = self.hypervolume_history
         return pd.DataFrame(data)
 
     def _point(self, i: int | None) -> dict[str, Any] | None:
         if i is None:
             return None
-        return {"index": int(i), "params": dict(self.params[i]),
-                "objectives": dict(zip(self.objective_names, self.objectives[i].tolist(),
-                                       strict=True))}
+        return {
+            "index": int(i),
+            "params": dict(self.params[i]),
+            "objectives": dict(zip(self.objective_names, self.objectives[i].tolist(), strict=True)),
+        }
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly digest: counts, best points, the front, hypervolume and timings."""
         from .._fileio import to_jsonable
 
-        return to_jsonable({
-            "n_evaluations": self.n_evaluations,
-            "n_initial": self.phase.count("initial"),
-            "n_bo": self.phase.count("bo"),
-            "n_fallback": self.phase.count("fallback"),
-            "n_nonfinite": int(np.sum(~np.all(np.isfinite(self.objectives), axis=1))),
-            "objective_names": self.objective_names,
-            "space": self.space.to_dict(),
-            "best_euclidean": self._point(self.best_euclidean),
-            "best_chebyshev": self._point(self.best_chebyshev),
-            "pareto_front": [self._point(int(i)) for i in self.pareto_indices],
-            "reference_point": self.reference_point,
-            "hypervolume": self.hypervolume,
-            "stopped_reason": self.stopped_reason,
-            "seed": self.seed,
-            "settings": self.settings,
-            "timings": self.timings,
-            "notes": self.notes,
-        })
+        return to_jsonable(
+            {
+                "n_evaluations": self.n_evaluations,
+                "n_initial": self.phase.count("initial"),
+                "n_bo": self.phase.count("bo"),
+                "n_fallback": self.phase.count("fallback"),
+                "n_nonfinite": int(np.sum(~np.all(np.isfinite(self.objectives), axis=1))),
+                "objective_names": self.objective_names,
+                "space": self.space.to_dict(),
+                "best_euclidean": self._point(self.best_euclidean),
+                "best_chebyshev": self._point(self.best_chebyshev),
+                "pareto_front": [self._point(int(i)) for i in self.pareto_indices],
+                "reference_point": self.reference_point,
+                "hypervolume": self.hypervolume,
+                "stopped_reason": self.stopped_reason,
+                "seed": self.seed,
+                "settings": self.settings,
+                "timings": self.timings,
+                "notes": self.notes,
+            }
+        )
 
     # -- figures --------------------------------------------------------------------------
-    def plot_pareto(self, ax: Any = None, *, x: int | str = 0, y: int | str = 1,
-                    zoom: bool = True) -> Any:
+    def plot_pareto(
+        self, ax: Any = None, *, x: int | str = 0, y: int | str = 1, zoom: bool = True
+    ) -> Any:
         """Draw the evaluations and the Pareto front in objective space.
 
         All evaluations are grey (circles: initial design, triangles: BO proposals), the front
@@ -268,42 +281,90 @@ class OptimizationResult:
         Y = self.objectives
         finite = np.all(np.isfinite(Y), axis=1)
         phase = np.asarray(self.phase)
-        for ph, marker, label in (("initial", "o", "initial design"), ("bo", "^", "BO proposals"),
-                                  ("fallback", "s", "fallback points")):
+        for ph, marker, label in (
+            ("initial", "o", "initial design"),
+            ("bo", "^", "BO proposals"),
+            ("fallback", "s", "fallback points"),
+        ):
             sel = finite & (phase == ph)
             if sel.any():
-                ax.scatter(Y[sel, jx], Y[sel, jy], s=16, marker=marker, c="0.65", lw=0,
-                           label=label, zorder=1)
+                ax.scatter(
+                    Y[sel, jx],
+                    Y[sel, jy],
+                    s=16,
+                    marker=marker,
+                    c="0.65",
+                    lw=0,
+                    label=label,
+                    zorder=1,
+                )
         front = self.pareto_indices
         if front.size:
             P = Y[front][:, [jx, jy]]
             if self.n_objectives == 2:
                 order = np.lexsort((P[:, 1], P[:, 0]))
-                ax.plot(P[order, 0], P[order, 1], drawstyle="steps-post", color="C0", lw=1.2,
-                        zorder=2)
-            ax.scatter(P[:, 0], P[:, 1], s=30, c="C0", edgecolors="k", lw=0.5, zorder=3,
-                       label=f"Pareto front ({front.size})")
+                ax.plot(
+                    P[order, 0], P[order, 1], drawstyle="steps-post", color="C0", lw=1.2, zorder=2
+                )
+            ax.scatter(
+                P[:, 0],
+                P[:, 1],
+                s=30,
+                c="C0",
+                edgecolors="k",
+                lw=0.5,
+                zorder=3,
+                label=f"Pareto front ({front.size})",
+            )
             ideal = Y[front].min(axis=0)
-            ax.scatter([ideal[jx]], [ideal[jy]], marker="x", s=50, c="k", zorder=4,
-                       label="utopia point")
+            ax.scatter(
+                [ideal[jx]], [ideal[jy]], marker="x", s=50, c="k", zorder=4, label="utopia point"
+            )
         if self.best_euclidean is not None:
             b = Y[self.best_euclidean]
-            ax.scatter([b[jx]], [b[jy]], marker="*", s=260, c="C3", edgecolors="k", lw=0.6,
-                       zorder=5, label="best (Euclidean)")
+            ax.scatter(
+                [b[jx]],
+                [b[jy]],
+                marker="*",
+                s=260,
+                c="C3",
+                edgecolors="k",
+                lw=0.6,
+                zorder=5,
+                label="best (Euclidean)",
+            )
         if self.best_chebyshev is not None:
             b = Y[self.best_chebyshev]
-            ax.scatter([b[jx]], [b[jy]], marker="D", s=70, facecolors="none", edgecolors="C2",
-                       lw=2.0, zorder=6, label="best (Chebyshev)")
+            ax.scatter(
+                [b[jx]],
+                [b[jy]],
+                marker="D",
+                s=70,
+                facecolors="none",
+                edgecolors="C2",
+                lw=2.0,
+                zorder=6,
+                label="best (Chebyshev)",
+            )
         ax.set_xlabel(self.objective_names[jx])
         ax.set_ylabel(self.objective_names[jy])
         hidden = int(np.sum(~finite))
         if zoom and front.size and self.reference_point is not None:
             hidden += self._zoom(ax, finite, jx, jy)
         if hidden:
-            ax.text(0.99, 0.99, f"{hidden} evaluation(s) not shown (outside view or non-finite)",
-                    transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
-        ax.set_title(f"{self.n_evaluations} evaluations, {front.size} on the Pareto front",
-                     fontsize=10)
+            ax.text(
+                0.99,
+                0.99,
+                f"{hidden} evaluation(s) not shown (outside view or non-finite)",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=7,
+                color="0.3",
+            )
+        ax.set_title(
+            f"{self.n_evaluations} evaluations, {front.size} on the Pareto front", fontsize=10
+        )
         ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.93), framealpha=0.8)
         return ax
 
@@ -315,8 +376,12 @@ class OptimizationResult:
         for j in (jx, jy):
             span = max(ref[j] - ideal[j], 1e-300)
             lo_hi.append((ideal[j] - 0.08 * span, ideal[j] + 1.5 * span))
-        inside = ((Y[:, jx] >= lo_hi[0][0]) & (Y[:, jx] <= lo_hi[0][1])
-                  & (Y[:, jy] >= lo_hi[1][0]) & (Y[:, jy] <= lo_hi[1][1]))
+        inside = (
+            (Y[:, jx] >= lo_hi[0][0])
+            & (Y[:, jx] <= lo_hi[0][1])
+            & (Y[:, jy] >= lo_hi[1][0])
+            & (Y[:, jy] <= lo_hi[1][1])
+        )
         if inside.all():
             return 0
         ax.set_xlim(*lo_hi[0])
@@ -367,9 +432,17 @@ class OptimizationResult:
             ax.step(t, running, where="post", color="k", lw=1, label="running minimum")
             if self.best_euclidean is not None:
                 b = self.best_euclidean
-                ax.scatter([b + 1], [v[b]], marker="*", s=160, c="C3", edgecolors="k", lw=0.6,
-                           zorder=3, label="best" if self.n_objectives == 1
-                           else "best (Euclidean)")
+                ax.scatter(
+                    [b + 1],
+                    [v[b]],
+                    marker="*",
+                    s=160,
+                    c="C3",
+                    edgecolors="k",
+                    lw=0.6,
+                    zorder=3,
+                    label="best" if self.n_objectives == 1 else "best (Euclidean)",
+                )
             ax.set_ylabel(self.objective_names[j])
             ax.legend(fontsize=7)
         if 0 < n_init < n:
@@ -406,8 +479,9 @@ class OptimizationResult:
         self.plot_pareto(ax)
         out["pareto"] = save_figure(fig, directory / "pareto.png")
         rows = 1 + self.n_objectives
-        fig, axes = plt.subplots(rows, 1, figsize=(6, 1.9 * rows), sharex=True,
-                                 layout="constrained")
+        fig, axes = plt.subplots(
+            rows, 1, figsize=(6, 1.9 * rows), sharex=True, layout="constrained"
+        )
         for j in range(self.n_objectives):
             self.plot_history(axes[j], objective=j)
             axes[j].set_xlabel("")

@@ -34,7 +34,8 @@ __all__ = ["Real", "Integer", "Categorical", "SearchSpace"]
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ParameterError(
-            f"a search-space parameter needs a non-empty string name, got {name!r}")
+            f"a search-space parameter needs a non-empty string name, got {name!r}"
+        )
     return name
 
 
@@ -78,7 +79,8 @@ class Real:
         if not low < high:
             raise ParameterError(
                 f"Real {self.name!r}: low ({low:g}) must be smaller than high ({high:g}); to fix "
-                "a parameter, leave it out of the search space and pass it to the objective")
+                "a parameter, leave it out of the search space and pass it to the objective"
+            )
         if self.log and low <= 0:
             raise ParameterError(f"Real {self.name!r}: log=True needs low > 0, got {low:g}")
         object.__setattr__(self, "low", low)
@@ -95,7 +97,8 @@ class Real:
         if v < self.low - tol or v > self.high + tol:
             raise ParameterError(
                 f"parameter {self.name!r} = {v:g} is outside its range [{self.low:g}, "
-                f"{self.high:g}]")
+                f"{self.high:g}]"
+            )
         return min(max(v, self.low), self.high)
 
     def _encode(self, values: np.ndarray) -> np.ndarray:
@@ -121,8 +124,14 @@ class Real:
         return 0.5 * (self.low + self.high)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "real", "name": self.name, "low": self.low, "high": self.high,
-                "log": self.log, "default": self.default}
+        return {
+            "type": "real",
+            "name": self.name,
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "default": self.default,
+        }
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,8 @@ class Integer:
         if not low < high:
             raise ParameterError(
                 f"Integer {self.name!r}: low ({low}) must be smaller than high ({high}); to fix "
-                "a parameter, leave it out of the search space and pass it to the objective")
+                "a parameter, leave it out of the search space and pass it to the objective"
+            )
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
         if self.default is not None:
@@ -161,8 +171,9 @@ class Integer:
     def _as_int(self, value: Any, what: str) -> int:
         v = _finite_number(value, f"Integer {self.name!r}: {what}")
         if v != round(v):
-            raise ParameterError(f"Integer {self.name!r}: {what} must be a whole number, got "
-                                 f"{value!r}")
+            raise ParameterError(
+                f"Integer {self.name!r}: {what} must be a whole number, got {value!r}"
+            )
         return int(round(v))
 
     @property
@@ -177,7 +188,8 @@ class Integer:
         v = int(round(v))
         if v < self.low or v > self.high:
             raise ParameterError(
-                f"parameter {self.name!r} = {v} is outside its range [{self.low}, {self.high}]")
+                f"parameter {self.name!r} = {v} is outside its range [{self.low}, {self.high}]"
+            )
         return v
 
     def _encode(self, values: np.ndarray) -> np.ndarray:
@@ -198,8 +210,13 @@ class Integer:
         return (self.low + self.high) // 2
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "integer", "name": self.name, "low": self.low, "high": self.high,
-                "default": self.default}
+        return {
+            "type": "integer",
+            "name": self.name,
+            "low": self.low,
+            "high": self.high,
+            "default": self.default,
+        }
 
 
 @dataclass(frozen=True)
@@ -225,8 +242,8 @@ class Categorical:
         _check_name(self.name)
         if isinstance(self.choices, str | bytes) or not isinstance(self.choices, Iterable):
             raise ParameterError(
-                f"Categorical {self.name!r}: choices must be a list of values, got "
-                f"{self.choices!r}")
+                f"Categorical {self.name!r}: choices must be a list of values, got {self.choices!r}"
+            )
         choices = tuple(self.choices)
         if not choices:
             raise ParameterError(f"Categorical {self.name!r} needs at least one choice")
@@ -247,7 +264,8 @@ class Categorical:
             if _same(value, c):
                 return i
         raise ParameterError(
-            f"parameter {self.name!r} = {value!r} is not one of {list(self.choices)!r}")
+            f"parameter {self.name!r} = {value!r} is not one of {list(self.choices)!r}"
+        )
 
     def check(self, value: Any) -> Any:
         """Validate one value and return the matching entry of :attr:`choices`."""
@@ -264,8 +282,12 @@ class Categorical:
         return self.choices[0] if self.default is None else self.default
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "categorical", "name": self.name, "choices": list(self.choices),
-                "default": self.default}
+        return {
+            "type": "categorical",
+            "name": self.name,
+            "choices": list(self.choices),
+            "default": self.default,
+        }
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -313,7 +335,8 @@ class SearchSpace:
         for d in dims:
             if not isinstance(d, Real | Integer | Categorical):
                 raise ParameterError(
-                    f"search-space entries must be Real, Integer or Categorical, got {d!r}")
+                    f"search-space entries must be Real, Integer or Categorical, got {d!r}"
+                )
             if d.name in seen:
                 raise ParameterError(f"parameter name {d.name!r} appears twice in the search space")
             seen.add(d.name)
@@ -386,7 +409,8 @@ class SearchSpace:
         unknown = [k for k in params if k not in self.names]
         if unknown:
             raise ParameterError(
-                f"unknown parameter(s) {unknown}; the search space has {self.names}")
+                f"unknown parameter(s) {unknown}; the search space has {self.names}"
+            )
         return {d.name: d.check(params[d.name]) for d in self.dimensions}
 
     def default(self, **overrides: Any) -> dict[str, Any]:
@@ -398,7 +422,8 @@ class SearchSpace:
         unknown = [k for k in overrides if k not in values]
         if unknown:
             raise ParameterError(
-                f"unknown parameter(s) {unknown}; the search space has {self.names}")
+                f"unknown parameter(s) {unknown}; the search space has {self.names}"
+            )
         values.update(overrides)
         return self.validate(values)
 
@@ -426,8 +451,9 @@ class SearchSpace:
         """
         X = self._as_2d(X)
         cols = [d._decode(X[:, j]) for j, d in enumerate(self.dimensions)]
-        return [{d.name: cols[j][i] for j, d in enumerate(self.dimensions)}
-                for i in range(X.shape[0])]
+        return [
+            {d.name: cols[j][i] for j, d in enumerate(self.dimensions)} for i in range(X.shape[0])
+        ]
 
     def snap(self, X: np.ndarray) -> np.ndarray:
         """Canonical encoded form: clipped reals, integers at bin centres, integral categories.
@@ -495,7 +521,8 @@ class SearchSpace:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != len(self):
             raise ParameterError(
-                f"encoded parameters must have shape (n, {len(self)}), got {X.shape}")
+                f"encoded parameters must have shape (n, {len(self)}), got {X.shape}"
+            )
         if not np.all(np.isfinite(X)):
             raise ParameterError("encoded parameters contain NaN or infinite values")
         return X

@@ -25,8 +25,22 @@ from .track import Tracks, track
 from .train import TrainedModel, simulated_training_set, train
 
 __all__ = [
-    "analyze", "segment", "measure", "track", "train", "ParticleTable", "SegmentationResult",
-    "Tracks", "TrainedModel", "classical_segment", "CLASSICAL_DEFAULTS", "label_mask",
-    "detect_polarity", "simulated_training_set", "pixel_scores", "threshold_curve",
-    "match_labels", "identity_recovery",
+    "analyze",
+    "segment",
+    "measure",
+    "track",
+    "train",
+    "ParticleTable",
+    "SegmentationResult",
+    "Tracks",
+    "TrainedModel",
+    "classical_segment",
+    "CLASSICAL_DEFAULTS",
+    "label_mask",
+    "detect_polarity",
+    "simulated_training_set",
+    "pixel_scores",
+    "threshold_curve",
+    "match_labels",
+    "identity_recovery",
 ]

@@ -105,7 +105,7 @@ def _upsample(a: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
 
 def _disk(radius: int) -> np.ndarray:
     r = int(radius)
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return (xx * xx + yy * yy) <= r * r + 1e-9
 
 
@@ -118,8 +118,9 @@ def _otsu(values: np.ndarray) -> float | None:
     return float(threshold_otsu(v))
 
 
-def _background(small: np.ndarray, outside: np.ndarray, scale: int = 4,
-                sigma: float = 3.0) -> np.ndarray:
+def _background(
+    small: np.ndarray, outside: np.ndarray, scale: int = 4, sigma: float = 3.0
+) -> np.ndarray:
     """Smooth background from the pixels marked *outside* (normalised convolution on a grid
     coarser by *scale*), interpolated back to the shape of *small*."""
     h, w = small.shape
@@ -134,8 +135,9 @@ def _background(small: np.ndarray, outside: np.ndarray, scale: int = 4,
     zoom = (h / bg.shape[0], w / bg.shape[1])
     out = ndi.zoom(bg, zoom, order=1, mode="nearest", grid_mode=True)
     if out.shape != (h, w):  # guard against rounding in zoom's output shape
-        out = np.pad(out, ((0, max(h - out.shape[0], 0)), (0, max(w - out.shape[1], 0))),
-                     mode="edge")[:h, :w]
+        out = np.pad(
+            out, ((0, max(h - out.shape[0], 0)), (0, max(w - out.shape[1], 0))), mode="edge"
+        )[:h, :w]
     return out.astype(np.float32)
 
 
@@ -229,15 +231,17 @@ def classical_segment(
     info: dict[str, Any] = {"downsample": f}
     if thr is None:
         empty = np.zeros((H, W), bool)
-        return ClassicalOutput(empty, np.zeros((h, w), bool), score, float("nan"), f,
-                               {**info, "n_seeds": 0})
+        return ClassicalOutput(
+            empty, np.zeros((h, w), bool), score, float("nan"), f, {**info, "n_seeds": 0}
+        )
     seeds = score > thr
     if not refine:
         mask = _upsample(seeds, f, (H, W))
         if fill_holes:
             mask = ndi.binary_fill_holes(mask)
-        return ClassicalOutput(mask, seeds, score, thr, f,
-                               {**info, "n_seeds": int(ndi.label(seeds)[1])})
+        return ClassicalOutput(
+            mask, seeds, score, thr, f, {**info, "n_seeds": int(ndi.label(seeds)[1])}
+        )
 
     # -- refinement: local background and per-particle edge level ------------------------
     outside = ~ndi.binary_dilation(seeds, iterations=2)

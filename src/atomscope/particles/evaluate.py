@@ -14,16 +14,19 @@ import pandas as pd
 from ..nn.train import pixel_scores
 from .track import overlap_matrix
 
-__all__ = ["pixel_scores", "threshold_curve", "match_labels", "identity_recovery",
-           "THRESHOLDS"]
+__all__ = ["pixel_scores", "threshold_curve", "match_labels", "identity_recovery", "THRESHOLDS"]
 
 #: the paper's threshold sweep
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def threshold_curve(probability: np.ndarray, truth: np.ndarray, *,
-                    thresholds: Sequence[float] = THRESHOLDS, otsu: bool = True
-                    ) -> pd.DataFrame:
+def threshold_curve(
+    probability: np.ndarray,
+    truth: np.ndarray,
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    otsu: bool = True,
+) -> pd.DataFrame:
     """Precision, recall, F1 and IoU of ``probability > t`` for each threshold (pixels pooled
     over all frames given), plus a row ``"otsu"`` (Otsu threshold per frame) when *otsu*."""
     from .segment import otsu_threshold
@@ -37,13 +40,19 @@ def threshold_curve(probability: np.ndarray, truth: np.ndarray, *,
         frames = p if p.ndim == 3 else p[None]
         ts = [otsu_threshold(f) for f in frames]
         pred = np.stack([f > t for f, t in zip(frames, ts, strict=True)])
-        rows.append({"threshold": float(np.mean(ts)), "label": "otsu",
-                     **pixel_scores(pred.reshape(g.shape), g)})
+        rows.append(
+            {
+                "threshold": float(np.mean(ts)),
+                "label": "otsu",
+                **pixel_scores(pred.reshape(g.shape), g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def match_labels(labels: np.ndarray, truth_labels: np.ndarray, *, min_iou: float = 0.5
-                 ) -> pd.DataFrame:
+def match_labels(
+    labels: np.ndarray, truth_labels: np.ndarray, *, min_iou: float = 0.5
+) -> pd.DataFrame:
     """Mutual best matches between detected and true particles of one frame.
 
     Returns a DataFrame ``label``, ``truth_id``, ``iou``, ``area``, ``truth_area`` (px) of
@@ -67,8 +76,9 @@ def match_labels(labels: np.ndarray, truth_labels: np.ndarray, *, min_iou: float
     return pd.DataFrame(rows, columns=cols)
 
 
-def identity_recovery(table: pd.DataFrame, labels: np.ndarray, truth_labels: np.ndarray, *,
-                      min_iou: float = 0.5) -> dict[str, Any]:
+def identity_recovery(
+    table: pd.DataFrame, labels: np.ndarray, truth_labels: np.ndarray, *, min_iou: float = 0.5
+) -> dict[str, Any]:
     """How well tracks follow the true particle identities of a simulated movie.
 
     Each frame's detections are matched to true particles (mutual best IoU ≥ *min_iou*).
@@ -89,8 +99,10 @@ def identity_recovery(table: pd.DataFrame, labels: np.ndarray, truth_labels: np.
         Detected and true label images.
     """
     T = len(truth_labels)
-    key = {(int(f), int(p)): int(t) for f, p, t in
-           table[["frame", "particle_id", "track_id"]].itertuples(index=False)}
+    key = {
+        (int(f), int(p)): int(t)
+        for f, p, t in table[["frame", "particle_id", "track_id"]].itertuples(index=False)
+    }
     track_of_truth: list[dict[int, int]] = []
     n_truth = 0
     for f in range(T):
@@ -120,15 +132,23 @@ def identity_recovery(table: pd.DataFrame, labels: np.ndarray, truth_labels: np.
             n_matched_frames[tid] = n_matched_frames.get(tid, 0) + 1
             truths_per_track.setdefault(tr, set()).add(tid)
     eligible = [t for t, n in n_matched_frames.items() if n >= 2]
-    recovered = [t for t in eligible if len(tracks_per_truth[t]) == 1
-                 and len(truths_per_track[next(iter(tracks_per_truth[t]))]) == 1]
+    recovered = [
+        t
+        for t in eligible
+        if len(tracks_per_truth[t]) == 1
+        and len(truths_per_track[next(iter(tracks_per_truth[t]))]) == 1
+    ]
     n_det = sum(len(d) for d in track_of_truth)
     return {
         "link_accuracy": n_correct / n_links_matched if n_links_matched else float("nan"),
         "link_recall": n_correct / n_links if n_links else float("nan"),
         "identity_recovery": len(recovered) / len(eligible) if eligible else float("nan"),
-        "n_true_particles": int(len({t for d in track_of_truth for t in d}
-                                    | set(np.unique(truth_labels[truth_labels > 0]).tolist()))),
+        "n_true_particles": int(
+            len(
+                {t for d in track_of_truth for t in d}
+                | set(np.unique(truth_labels[truth_labels > 0]).tolist())
+            )
+        ),
         "n_identities_evaluated": len(eligible),
         "n_identities_recovered": len(recovered),
         "n_links": n_links,

@@ -16,9 +16,27 @@ __all__ = ["measure", "label_mask", "MEASURE_COLUMNS"]
 
 #: columns of :func:`measure` (``_nm`` columns are NaN when the image is uncalibrated)
 MEASURE_COLUMNS = (
-    "frame", "particle_id", "x", "y", "x_nm", "y_nm", "area_px", "area_nm2", "diameter_px",
-    "diameter_nm", "major_px", "minor_px", "major_nm", "minor_nm", "orientation_deg",
-    "eccentricity", "touches_border", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
+    "frame",
+    "particle_id",
+    "x",
+    "y",
+    "x_nm",
+    "y_nm",
+    "area_px",
+    "area_nm2",
+    "diameter_px",
+    "diameter_nm",
+    "major_px",
+    "minor_px",
+    "major_nm",
+    "minor_nm",
+    "orientation_deg",
+    "eccentricity",
+    "touches_border",
+    "bbox_y0",
+    "bbox_x0",
+    "bbox_y1",
+    "bbox_x1",
 )
 
 
@@ -108,27 +126,42 @@ def measure(
     if lab.max() == 0:
         return _empty(frame)
     props: dict[str, Any] = regionprops_table(
-        lab, properties=("label", "area", "centroid", "axis_major_length",
-                         "axis_minor_length", "orientation", "eccentricity", "bbox"))
-    df = pd.DataFrame({
-        "frame": frame,
-        "particle_id": props["label"].astype(int),
-        "x": props["centroid-1"],
-        "y": props["centroid-0"],
-        "area_px": props["area"].astype(float),
-        "major_px": props["axis_major_length"],
-        "minor_px": props["axis_minor_length"],
-        # skimage: angle between the row axis and the major axis; convert to the x axis
-        "orientation_deg": np.degrees(props["orientation"]) - 90.0,
-        "eccentricity": props["eccentricity"],
-        "bbox_y0": props["bbox-0"], "bbox_x0": props["bbox-1"],
-        "bbox_y1": props["bbox-2"], "bbox_x1": props["bbox-3"],
-    })
+        lab,
+        properties=(
+            "label",
+            "area",
+            "centroid",
+            "axis_major_length",
+            "axis_minor_length",
+            "orientation",
+            "eccentricity",
+            "bbox",
+        ),
+    )
+    df = pd.DataFrame(
+        {
+            "frame": frame,
+            "particle_id": props["label"].astype(int),
+            "x": props["centroid-1"],
+            "y": props["centroid-0"],
+            "area_px": props["area"].astype(float),
+            "major_px": props["axis_major_length"],
+            "minor_px": props["axis_minor_length"],
+            # skimage: angle between the row axis and the major axis; convert to the x axis
+            "orientation_deg": np.degrees(props["orientation"]) - 90.0,
+            "eccentricity": props["eccentricity"],
+            "bbox_y0": props["bbox-0"],
+            "bbox_x0": props["bbox-1"],
+            "bbox_y1": props["bbox-2"],
+            "bbox_x1": props["bbox-3"],
+        }
+    )
     df["orientation_deg"] = (df["orientation_deg"] + 90.0) % 180.0 - 90.0
     df["diameter_px"] = np.sqrt(4.0 * df["area_px"] / math.pi)
     h, w = lab.shape
-    df["touches_border"] = ((df["bbox_y0"] == 0) | (df["bbox_x0"] == 0)
-                            | (df["bbox_y1"] == h) | (df["bbox_x1"] == w))
+    df["touches_border"] = (
+        (df["bbox_y0"] == 0) | (df["bbox_x0"] == 0) | (df["bbox_y1"] == h) | (df["bbox_x1"] == w)
+    )
     if ps is None:
         for c in ("x_nm", "y_nm", "area_nm2", "diameter_nm", "major_nm", "minor_nm"):
             df[c] = np.nan
@@ -142,8 +175,11 @@ def measure(
             df["major_nm"] = df["major_px"] * pc
             df["minor_nm"] = df["minor_px"] * pc
         else:  # anisotropic pixels: second moments in nm
-            pn = regionprops_table(lab, properties=("label", "axis_major_length",
-                                                    "axis_minor_length"), spacing=(pr, pc))
+            pn = regionprops_table(
+                lab,
+                properties=("label", "axis_major_length", "axis_minor_length"),
+                spacing=(pr, pc),
+            )
             df["major_nm"] = pn["axis_major_length"]
             df["minor_nm"] = pn["axis_minor_length"]
     keep = df["area_px"] >= max(int(min_area_px), 1)

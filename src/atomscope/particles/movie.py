@@ -97,38 +97,81 @@ def analyze(
     t0 = time.perf_counter()
     mg = as_micrograph(image, pixel_size=pixel_size)
     if min_diameter_nm is not None and mg.pixel_size is None:
-        raise ParameterError("min_diameter_nm needs a calibrated image (give pixel_size=…); "
-                             "or filter with min_area_px")
-    seg = segment(mg, method=method, bright=bright, threshold=threshold, model=model,
-                  classical=classical, device=device, n_threads=n_threads, tile=tile,
-                  overlap=overlap, show_progress=show_progress)
+        raise ParameterError(
+            "min_diameter_nm needs a calibrated image (give pixel_size=…); "
+            "or filter with min_area_px"
+        )
+    seg = segment(
+        mg,
+        method=method,
+        bright=bright,
+        threshold=threshold,
+        model=model,
+        classical=classical,
+        device=device,
+        n_threads=n_threads,
+        tile=tile,
+        overlap=overlap,
+        show_progress=show_progress,
+    )
     t_seg = time.perf_counter() - t0
     masks = seg.mask if mg.is_stack else seg.mask[None]
     labels = np.zeros(masks.shape, np.int32)
     tables = []
     t1 = time.perf_counter()
-    for i in progress(range(len(masks)), show_progress=show_progress and len(masks) > 1,
-                      desc="measure", total=len(masks), unit="frame"):
+    for i in progress(
+        range(len(masks)),
+        show_progress=show_progress and len(masks) > 1,
+        desc="measure",
+        total=len(masks),
+        unit="frame",
+    ):
         lab = label_mask(masks[i])
-        df = measure(lab, mg.pixel_size, min_diameter_nm=min_diameter_nm,
-                     min_area_px=min_area_px, exclude_border=exclude_border, frame=i)
+        df = measure(
+            lab,
+            mg.pixel_size,
+            min_diameter_nm=min_diameter_nm,
+            min_area_px=min_area_px,
+            exclude_border=exclude_border,
+            frame=i,
+        )
         labels[i], new = _relabel(lab, df["particle_id"].to_numpy())
         df["particle_id"] = new
         tables.append(df)
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=list(MEASURE_COLUMNS))
+    table = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=list(MEASURE_COLUMNS))
+    )
     t_measure = time.perf_counter() - t1
-    events = pd.DataFrame(columns=["frame", "kind", "track_id", "other_track_id", "x", "y",
-                                   "x_nm", "y_nm", "at_border"])
+    events = pd.DataFrame(
+        columns=[
+            "frame",
+            "kind",
+            "track_id",
+            "other_track_id",
+            "x",
+            "y",
+            "x_nm",
+            "y_nm",
+            "at_border",
+        ]
+    )
     tracks = pd.DataFrame()
     t2 = time.perf_counter()
     if mg.is_stack and track_particles and len(masks) > 1:
-        tr = track(table, labels=labels, max_distance_nm=max_distance_nm, max_gap=max_gap,
-                   n_frames=len(masks))
+        tr = track(
+            table,
+            labels=labels,
+            max_distance_nm=max_distance_nm,
+            max_gap=max_gap,
+            n_frames=len(masks),
+        )
         table, events, tracks = tr.table, tr.events, tr.tracks
     else:
-        table["track_id"] = table["particle_id"] if not mg.is_stack else np.arange(
-            1, len(table) + 1)
+        table["track_id"] = (
+            table["particle_id"] if not mg.is_stack else np.arange(1, len(table) + 1)
+        )
     t_track = time.perf_counter() - t2
     cols = list(TABLE_COLUMNS)
     dt = mg.metadata.get("frame_interval_s")
@@ -136,28 +179,53 @@ def analyze(
         table["time_s"] = table["frame"] * float(dt)
         cols.insert(1, "time_s")
     table = table[cols]
-    table = table.astype({"frame": int, "particle_id": int, "track_id": int,
-                          "touches_border": bool})
+    table = table.astype(
+        {"frame": int, "particle_id": int, "track_id": int, "touches_border": bool}
+    )
     top = int(labels.max(initial=0))
     labels_out = labels.astype(np.uint16) if top <= 65535 else labels
     message = ""
     if len(table) == 0:
-        message = ("No particles found. Check the contrast: particles are taken to be "
-                   f"{'bright' if seg.bright else 'dark'} (use bright=… / --bright or --dark), "
-                   "and the size filters.")
-    params = {"method": method, "bright": seg.bright, "threshold": threshold,
-              "min_diameter_nm": min_diameter_nm, "min_area_px": min_area_px,
-              "exclude_border": exclude_border, "track": bool(mg.is_stack and track_particles),
-              "max_distance_nm": max_distance_nm, "max_gap": max_gap,
-              "classical": classical or {}, "device": device or "cpu"}
-    timings = {"segment": t_seg, "segment_per_frame_median": float(np.median(seg.seconds))
-               if seg.seconds else 0.0, "measure": t_measure, "track": t_track,
-               "total": time.perf_counter() - t0}
+        message = (
+            "No particles found. Check the contrast: particles are taken to be "
+            f"{'bright' if seg.bright else 'dark'} (use bright=… / --bright or --dark), "
+            "and the size filters."
+        )
+    params = {
+        "method": method,
+        "bright": seg.bright,
+        "threshold": threshold,
+        "min_diameter_nm": min_diameter_nm,
+        "min_area_px": min_area_px,
+        "exclude_border": exclude_border,
+        "track": bool(mg.is_stack and track_particles),
+        "max_distance_nm": max_distance_nm,
+        "max_gap": max_gap,
+        "classical": classical or {},
+        "device": device or "cpu",
+    }
+    timings = {
+        "segment": t_seg,
+        "segment_per_frame_median": float(np.median(seg.seconds)) if seg.seconds else 0.0,
+        "measure": t_measure,
+        "track": t_track,
+        "total": time.perf_counter() - t0,
+    }
     prob = None
     if keep_probability and seg.probability is not None:
         prob = seg.probability
     return ParticleTable(
-        table=table, labels=labels_out if mg.is_stack else labels_out[0], image=mg,
-        method=method, bright=seg.bright, thresholds=seg.thresholds, events=events,
-        tracks=tracks, probability=prob, parameters=params, timings=timings, model=seg.model,
-        message=message)
+        table=table,
+        labels=labels_out if mg.is_stack else labels_out[0],
+        image=mg,
+        method=method,
+        bright=seg.bright,
+        thresholds=seg.thresholds,
+        events=events,
+        tracks=tracks,
+        probability=prob,
+        parameters=params,
+        timings=timings,
+        model=seg.model,
+        message=message,
+    )

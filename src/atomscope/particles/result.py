@@ -20,9 +20,27 @@ __all__ = ["ParticleTable", "TABLE_COLUMNS"]
 #: columns of ``ParticleTable.table`` (in this order; ``time_s`` only for movies with a frame
 #: interval)
 TABLE_COLUMNS = (
-    "frame", "particle_id", "track_id", "area_nm2", "diameter_nm", "major_nm", "minor_nm",
-    "x_nm", "y_nm", "x", "y", "area_px", "diameter_px", "major_px", "minor_px",
-    "orientation_deg", "eccentricity", "touches_border", "bbox_y0", "bbox_x0", "bbox_y1",
+    "frame",
+    "particle_id",
+    "track_id",
+    "area_nm2",
+    "diameter_nm",
+    "major_nm",
+    "minor_nm",
+    "x_nm",
+    "y_nm",
+    "x",
+    "y",
+    "area_px",
+    "diameter_px",
+    "major_px",
+    "minor_px",
+    "orientation_deg",
+    "eccentricity",
+    "touches_border",
+    "bbox_y0",
+    "bbox_x0",
+    "bbox_y1",
     "bbox_x1",
 )
 
@@ -46,8 +64,13 @@ def _write_zarr(path: Path, data: np.ndarray, attrs: dict[str, Any]) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        arr = zarr.create_array(store=str(tmp), shape=data.shape, dtype=data.dtype,
-                                chunks=(1, *data.shape[1:]), fill_value=0)
+        arr = zarr.create_array(
+            store=str(tmp),
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=(1, *data.shape[1:]),
+            fill_value=0,
+        )
         arr[...] = data
         arr.attrs.update(to_jsonable(attrs))
         if path.exists():
@@ -172,9 +195,13 @@ class ParticleTable:
         }
         if len(t):
             d = t[col]
-            out["diameter"] = {"mean": float(d.mean()), "median": float(d.median()),
-                               "std": float(d.std()) if len(d) > 1 else 0.0,
-                               "min": float(d.min()), "max": float(d.max())}
+            out["diameter"] = {
+                "mean": float(d.mean()),
+                "median": float(d.median()),
+                "std": float(d.std()) if len(d) > 1 else 0.0,
+                "min": float(d.min()),
+                "max": float(d.max()),
+            }
         if self.is_movie:
             pf = self.per_frame()
             out["count_first_frame"] = int(pf["count"].iloc[0])
@@ -182,8 +209,11 @@ class ParticleTable:
             out["mean_diameter_first_frame"] = float(pf["mean_diameter"].iloc[0])
             out["mean_diameter_last_frame"] = float(pf["mean_diameter"].iloc[-1])
             out["n_tracks"] = int(t["track_id"].nunique()) if len(t) else 0
-            out["events"] = ({k: int(v) for k, v in self.events["kind"].value_counts().items()}
-                             if len(self.events) else {})
+            out["events"] = (
+                {k: int(v) for k, v in self.events["kind"].value_counts().items()}
+                if len(self.events)
+                else {}
+            )
         return out
 
     # -- drawing -------------------------------------------------------------------------
@@ -217,8 +247,15 @@ class ParticleTable:
             if annotate:
                 fs = float(np.clip(600 / max(w, 1) * 6, 5, 8))
                 for r in ft.itertuples(index=False):
-                    ax.text(r.x, r.y, str(int(r.track_id)), color="yellow", fontsize=fs,
-                            ha="center", va="center")
+                    ax.text(
+                        r.x,
+                        r.y,
+                        str(int(r.track_id)),
+                        color="yellow",
+                        fontsize=fs,
+                        ha="center",
+                        va="center",
+                    )
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
         title = f"{len(ft)} particles ({self.method})"
@@ -240,9 +277,14 @@ class ParticleTable:
         xlabel = "time (s)" if "time_s" in pf else "frame"
         a0, a1 = axes[0], axes[1]
         a0.plot(x, pf["mean_diameter"], "-", color="tab:blue", label="mean")
-        a0.fill_between(x, pf["mean_diameter"] - pf["std_diameter"].fillna(0),
-                        pf["mean_diameter"] + pf["std_diameter"].fillna(0), alpha=0.2,
-                        color="tab:blue", label="± std")
+        a0.fill_between(
+            x,
+            pf["mean_diameter"] - pf["std_diameter"].fillna(0),
+            pf["mean_diameter"] + pf["std_diameter"].fillna(0),
+            alpha=0.2,
+            color="tab:blue",
+            label="± std",
+        )
         a0.plot(x, pf["median_diameter"], "--", color="tab:orange", label="median")
         a0.set_xlabel(xlabel)
         a0.set_ylabel(f"diameter ({unit})")
@@ -263,8 +305,9 @@ class ParticleTable:
         n = min(n_panels, self.n_frames)
         frames = np.unique(np.linspace(0, self.n_frames - 1, n).round().astype(int))
         if axes is None:
-            _, axes = plt.subplots(1, len(frames), figsize=(2.6 * len(frames), 2.6),
-                                   sharey=True, squeeze=False)
+            _, axes = plt.subplots(
+                1, len(frames), figsize=(2.6 * len(frames), 2.6), sharey=True, squeeze=False
+            )
             axes = axes[0]
         d = self.table[col].dropna()
         bins = np.linspace(0, float(d.max()) * 1.05 if len(d) else 1.0, 21)
@@ -290,8 +333,10 @@ class ParticleTable:
         fig2, axes2 = plt.subplots(1, n, figsize=(2.6 * n, 2.6), sharey=True, squeeze=False)
         self.plot_size_histograms(axes2[0], n_panels=n)
         fig2.tight_layout()
-        return [("particle size and count vs time", fig1),
-                ("diameter histograms across the movie", fig2)]
+        return [
+            ("particle size and count vs time", fig1),
+            ("diameter histograms across the movie", fig2),
+        ]
 
     # -- saving --------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
@@ -313,14 +358,18 @@ class ParticleTable:
         lab = self.labels
         top = int(lab.max(initial=0))
         dtype = np.uint16 if top <= 65535 else np.uint32
-        attrs = {"description": "particle label images (0 = support); values = particle_id "
-                                "in particles.csv", "pixel_size_nm": self.image.pixel_size,
-                 "source": self.image.source.describe()}
+        attrs = {
+            "description": "particle label images (0 = support); values = particle_id "
+            "in particles.csv",
+            "pixel_size_nm": self.image.pixel_size,
+            "source": self.image.source.describe(),
+        }
         if self.is_movie:
             paths["masks.zarr"] = _write_zarr(out / "masks.zarr", lab.astype(dtype), attrs)
         elif dtype == np.uint16:
-            paths["mask.tif"] = write_imagej_tiff(out / "mask.tif", lab.astype(dtype),
-                                                  self.image.pixel_size)
+            paths["mask.tif"] = write_imagej_tiff(
+                out / "mask.tif", lab.astype(dtype), self.image.pixel_size
+            )
         else:
             import tifffile
 
@@ -348,18 +397,24 @@ class ParticleTable:
             self.plot_size_histograms(axes[0], n_panels=n)
             fig.tight_layout()
             paths["size_histograms.png"] = save_figure(fig, out / "size_histograms.png")
-            for name, df in (("per_frame.csv", self.per_frame()), ("tracks.csv", self.tracks),
-                             ("events.csv", self.events)):
+            for name, df in (
+                ("per_frame.csv", self.per_frame()),
+                ("tracks.csv", self.tracks),
+                ("events.csv", self.events),
+            ):
                 with atomic_path(out / name) as tmp:
                     df.to_csv(tmp, index=False, float_format="%.6g")
                 paths[name] = out / name
-        record = {"summary": self.summary(), "files": sorted([*paths, "report.json"]),
-                  "columns": list(self.table.columns),
-                  "conventions": {
-                      "coordinates": "x = column index, y = row index, pixel (r, c) centred at "
-                                     "x = c, y = r; *_nm = px × pixel size",
-                      "diameter": "equivalent-circle diameter sqrt(4 area / pi)",
-                      "major_minor": "axes of the ellipse with the same second moments",
-                  }}
+        record = {
+            "summary": self.summary(),
+            "files": sorted([*paths, "report.json"]),
+            "columns": list(self.table.columns),
+            "conventions": {
+                "coordinates": "x = column index, y = row index, pixel (r, c) centred at "
+                "x = c, y = r; *_nm = px × pixel size",
+                "diameter": "equivalent-circle diameter sqrt(4 area / pi)",
+                "major_minor": "axes of the ellipse with the same second moments",
+            },
+        }
         paths["report.json"] = write_json(out / "report.json", record)
         return paths

@@ -16,8 +16,16 @@ from ..errors import ParameterError
 from ..image import Micrograph, as_micrograph
 from .classical import CLASSICAL_DEFAULTS, classical_segment
 
-__all__ = ["segment", "SegmentationResult", "METHODS", "DEFAULT_MODELS", "detect_polarity",
-           "otsu_threshold", "load_particle_model", "network_probability"]
+__all__ = [
+    "segment",
+    "SegmentationResult",
+    "METHODS",
+    "DEFAULT_MODELS",
+    "detect_polarity",
+    "otsu_threshold",
+    "load_particle_model",
+    "network_probability",
+]
 
 METHODS = ("classical", "unet", "shallow")
 #: shipped model used by each network method when no ``model=`` is given
@@ -125,10 +133,20 @@ def load_particle_model(model: Any, method: str, device: Any = None) -> tuple[An
     return _MODEL_CACHE[key]
 
 
-def network_probability(frames: np.ndarray, net: Any, manifest: dict[str, Any], *,
-                        bright: bool, device: Any = None, tile: int = 1024, overlap: int = 64,
-                        batch_size: int = 1, n_threads: int | None = None,
-                        edge_pad: int = 16, show_progress: bool = False) -> np.ndarray:
+def network_probability(
+    frames: np.ndarray,
+    net: Any,
+    manifest: dict[str, Any],
+    *,
+    bright: bool,
+    device: Any = None,
+    tile: int = 1024,
+    overlap: int = 64,
+    batch_size: int = 1,
+    n_threads: int | None = None,
+    edge_pad: int = 16,
+    show_progress: bool = False,
+) -> np.ndarray:
     """Particle probability of each frame of *frames* (T, H, W) with a network and the
     preprocessing its manifest records; frames are mirrored by *edge_pad* px at their edges
     during inference (see :func:`atomscope.nn.predict`)."""
@@ -143,9 +161,17 @@ def network_probability(frames: np.ndarray, net: Any, manifest: dict[str, Any], 
     out = np.empty(frames.shape, np.float32)
     for i, frame in enumerate(frames):
         x = preprocess(frame, invert=invert, blur_sigma=blur, normalization=norm)
-        prob = predict(net, x, tile=tile, overlap=overlap, pad=edge_pad,
-                       batch_size=batch_size, device=device, n_threads=n_threads,
-                       show_progress=False)
+        prob = predict(
+            net,
+            x,
+            tile=tile,
+            overlap=overlap,
+            pad=edge_pad,
+            batch_size=batch_size,
+            device=device,
+            n_threads=n_threads,
+            show_progress=False,
+        )
         out[i] = prob[min(positive, prob.shape[0] - 1)]
     return out
 
@@ -221,8 +247,9 @@ def segment(
     if method not in METHODS:
         raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "classical" and model is not None:
-        raise ParameterError("a model file goes with method='unet' or 'shallow' (the classical "
-                             "recipe has no model)")
+        raise ParameterError(
+            "a model file goes with method='unet' or 'shallow' (the classical recipe has no model)"
+        )
     mg: Micrograph = as_micrograph(image)
     if bright is None:
         bright = detect_polarity(mg)
@@ -246,8 +273,13 @@ def segment(
     seconds: list[float] = []
     info: list[dict[str, Any]] = []
     model_info: dict[str, Any] | None = None
-    it = progress(range(len(frames)), show_progress=show_progress and len(frames) > 1,
-                  desc=f"segment ({method})", total=len(frames), unit="frame")
+    it = progress(
+        range(len(frames)),
+        show_progress=show_progress and len(frames) > 1,
+        desc=f"segment ({method})",
+        total=len(frames),
+        unit="frame",
+    )
     if method == "classical":
         params = {**CLASSICAL_DEFAULTS, **(classical or {})}
         unknown = set(params) - set(CLASSICAL_DEFAULTS)
@@ -263,14 +295,24 @@ def segment(
             info.append(out.info)
     else:
         net, manifest = load_particle_model(model, method, device)
-        model_info = {k: manifest.get(k) for k in ("name", "path", "architecture", "task",
-                                                    "n_parameters", "metrics")}
+        model_info = {
+            k: manifest.get(k)
+            for k in ("name", "path", "architecture", "task", "n_parameters", "metrics")
+        }
         probs = np.zeros(frames.shape, np.float32)
         for i in it:
             t0 = time.perf_counter()
-            probs[i] = network_probability(frames[i:i + 1], net, manifest, bright=bright,
-                                           device=device, tile=tile, overlap=overlap,
-                                           batch_size=batch_size, n_threads=n_threads)[0]
+            probs[i] = network_probability(
+                frames[i : i + 1],
+                net,
+                manifest,
+                bright=bright,
+                device=device,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                n_threads=n_threads,
+            )[0]
             thr = thr_fixed if thr_fixed is not None else otsu_threshold(probs[i])
             masks[i] = _postprocess(probs[i] > thr, min_area_px, fill_holes)
             seconds.append(time.perf_counter() - t0)
@@ -279,5 +321,6 @@ def segment(
     if not mg.is_stack:
         masks = masks[0]
         probs = probs[0] if probs is not None else None
-    return SegmentationResult(masks, probs, thresholds, method, bool(bright), model_info,
-                              seconds, info)
+    return SegmentationResult(
+        masks, probs, thresholds, method, bool(bright), model_info, seconds, info
+    )

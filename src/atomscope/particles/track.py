@@ -67,8 +67,9 @@ class Tracks:
         return self.table.copy()
 
 
-def overlap_matrix(a: np.ndarray, b: np.ndarray, ids_a: np.ndarray, ids_b: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def overlap_matrix(
+    a: np.ndarray, b: np.ndarray, ids_a: np.ndarray, ids_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel overlaps between the labels *ids_a* of image *a* and *ids_b* of image *b*.
 
     Returns (overlap (len(ids_a), len(ids_b)) counts, areas of ids_a, areas of ids_b).
@@ -167,8 +168,9 @@ def track(
         raise ParameterError("max_gap must be ≥ 0")
     df = _frames_of(tables).reset_index(drop=True)
     if labels is not None:
-        labels = list(labels) if not isinstance(labels, np.ndarray) or labels.ndim == 3 \
-            else [labels]
+        labels = (
+            list(labels) if not isinstance(labels, np.ndarray) or labels.ndim == 3 else [labels]
+        )
     T = n_frames
     if T is None:
         T = int(df["frame"].max()) + 1 if len(df) else 0
@@ -193,19 +195,31 @@ def track(
         tid = next_id
         next_id += 1
         track_of[row] = tid
-        info[tid] = {"track_id": tid, "first_frame": frame, "start": start, "parent": parent,
-                     "end": "last_frame", "merged_into": -1}
+        info[tid] = {
+            "track_id": tid,
+            "first_frame": frame,
+            "start": start,
+            "parent": parent,
+            "end": "last_frame",
+            "merged_into": -1,
+        }
         return tid
 
     def event(frame: int, kind: str, tid: int, other: int, row: int) -> None:
         r = df.loc[row]
-        events.append({
-            "frame": frame, "kind": kind, "track_id": tid, "other_track_id": other,
-            "x": float(r["x"]), "y": float(r["y"]),
-            "x_nm": float(r["x_nm"]) if "x_nm" in r else np.nan,
-            "y_nm": float(r["y_nm"]) if "y_nm" in r else np.nan,
-            "at_border": bool(r.get("touches_border", False)),
-        })
+        events.append(
+            {
+                "frame": frame,
+                "kind": kind,
+                "track_id": tid,
+                "other_track_id": other,
+                "x": float(r["x"]),
+                "y": float(r["y"]),
+                "x_nm": float(r["x_nm"]) if "x_nm" in r else np.nan,
+                "y_nm": float(r["y_nm"]) if "y_nm" in r else np.nan,
+                "at_border": bool(r.get("touches_border", False)),
+            }
+        )
 
     empty = np.zeros(0, np.int64)
     first = by_frame.get(0, empty)
@@ -223,13 +237,19 @@ def track(
         xb, yb = df.loc[rb, xcol].to_numpy(float), df.loc[rb, ycol].to_numpy(float)
         da, db = df.loc[ra, dcol].to_numpy(float), df.loc[rb, dcol].to_numpy(float)
         dist = np.hypot(xa[:, None] - xb[None, :], ya[:, None] - yb[None, :])
-        gate = (np.full(dist.shape, float(gate_fixed)) if gate_fixed is not None
-                else 0.5 * np.maximum(da[:, None], db[None, :]))
+        gate = (
+            np.full(dist.shape, float(gate_fixed))
+            if gate_fixed is not None
+            else 0.5 * np.maximum(da[:, None], db[None, :])
+        )
         gate = np.maximum(gate, 1e-9)
         if labels is not None and t + 1 < len(labels):
             ov, area_a, area_b = overlap_matrix(
-                labels[t], labels[t + 1], df.loc[ra, "particle_id"].to_numpy(),
-                df.loc[rb, "particle_id"].to_numpy())
+                labels[t],
+                labels[t + 1],
+                df.loc[ra, "particle_id"].to_numpy(),
+                df.loc[rb, "particle_id"].to_numpy(),
+            )
             union = area_a[:, None] + area_b[None, :] - ov
             iou = np.where(union > 0, ov / np.maximum(union, 1), 0.0)
             frac_a = ov / np.maximum(area_a[:, None], 1)  # share of a inside b
@@ -261,7 +281,8 @@ def track(
                 info[tid].update(end="coalescence", merged_into=into)
                 event(t + 1, "coalescence", tid, into, int(ra[i]))
                 merged.setdefault(into, []).append(
-                    (tid, t, float(xa[i]), float(ya[i]), float(da[i]), len(events) - 1))
+                    (tid, t, float(xa[i]), float(ya[i]), float(da[i]), len(events) - 1)
+                )
             else:
                 info[tid]["end"] = "death"
                 event(t + 1, "death", tid, -1, int(ra[i]))
@@ -271,8 +292,15 @@ def track(
             i = int(np.argmax(frac_b[:, j])) if len(ra) else -1
             if i >= 0 and frac_b[i, j] >= event_overlap and matched_a[i] >= 0:
                 parent = int(track_of[ra[i]])
-                old = _transient(merged.get(parent, []), t + 1, float(xb[j]), float(yb[j]),
-                                 float(db[j]), rejoin_frames, gate_fixed)
+                old = _transient(
+                    merged.get(parent, []),
+                    t + 1,
+                    float(xb[j]),
+                    float(yb[j]),
+                    float(db[j]),
+                    rejoin_frames,
+                    gate_fixed,
+                )
                 if old is not None:  # two particles touched and parted: same identities
                     tid, ev_index = old
                     track_of[rb[j]] = tid
@@ -292,20 +320,43 @@ def track(
         _close_gaps(df, track_of, info, events, max_gap, xcol, ycol, dcol, gate_fixed)
 
     df["track_id"] = track_of
-    ev = pd.DataFrame(events, columns=["frame", "kind", "track_id", "other_track_id", "x", "y",
-                                       "x_nm", "y_nm", "at_border"])
+    ev = pd.DataFrame(
+        events,
+        columns=[
+            "frame",
+            "kind",
+            "track_id",
+            "other_track_id",
+            "x",
+            "y",
+            "x_nm",
+            "y_nm",
+            "at_border",
+        ],
+    )
     ev = ev.sort_values(["frame", "kind", "track_id"], kind="stable").reset_index(drop=True)
     tracks = _summarise(df, info, dcol)
-    settings = {"min_iou": min_iou, "max_distance_nm": max_distance_nm,
-                "event_overlap": event_overlap, "max_gap": max_gap,
-                "rejoin_frames": rejoin_frames,
-                "mode": "overlap" if labels is not None else "centroid", "n_frames": T}
+    settings = {
+        "min_iou": min_iou,
+        "max_distance_nm": max_distance_nm,
+        "event_overlap": event_overlap,
+        "max_gap": max_gap,
+        "rejoin_frames": rejoin_frames,
+        "mode": "overlap" if labels is not None else "centroid",
+        "n_frames": T,
+    }
     return Tracks(df, ev, tracks, settings)
 
 
-def _transient(candidates: list[tuple[int, int, float, float, float, int]], frame: int,
-               x: float, y: float, d: float, window: int, gate_fixed: float | None
-               ) -> tuple[int, int] | None:
+def _transient(
+    candidates: list[tuple[int, int, float, float, float, int]],
+    frame: int,
+    x: float,
+    y: float,
+    d: float,
+    window: int,
+    gate_fixed: float | None,
+) -> tuple[int, int] | None:
     """The most recent merged track within *window* frames whose last position is within
     the gate of (x, y); (track id, index of its coalescence event) or None."""
     best = None
@@ -320,9 +371,17 @@ def _transient(candidates: list[tuple[int, int, float, float, float, int]], fram
     return best
 
 
-def _close_gaps(df: pd.DataFrame, track_of: np.ndarray, info: dict[int, dict[str, Any]],
-                events: list[dict[str, Any]], max_gap: int, xcol: str, ycol: str, dcol: str,
-                gate_fixed: float | None) -> None:
+def _close_gaps(
+    df: pd.DataFrame,
+    track_of: np.ndarray,
+    info: dict[int, dict[str, Any]],
+    events: list[dict[str, Any]],
+    max_gap: int,
+    xcol: str,
+    ycol: str,
+    dcol: str,
+    gate_fixed: float | None,
+) -> None:
     """Join tracks that died to tracks born 2…max_gap+1 frames later near the same place."""
     deaths = [e for e in events if e["kind"] == "death"]
     births = [e for e in events if e["kind"] == "birth"]
@@ -365,9 +424,12 @@ def _close_gaps(df: pd.DataFrame, track_of: np.ndarray, info: dict[int, dict[str
             info[dead]["last_frame"] = info[born]["last_frame"]
         del info[born]
     dead_ids = set(joined.values())
-    kept = [e for e in events
-            if not (e["kind"] == "death" and e["track_id"] in dead_ids)
-            and not (e["kind"] == "birth" and e["track_id"] in joined)]
+    kept = [
+        e
+        for e in events
+        if not (e["kind"] == "death" and e["track_id"] in dead_ids)
+        and not (e["kind"] == "birth" and e["track_id"] in joined)
+    ]
     for e in kept:  # events that name a re-joined track
         if e["track_id"] in joined:
             e["track_id"] = joined[e["track_id"]]
@@ -382,19 +444,44 @@ def _close_gaps(df: pd.DataFrame, track_of: np.ndarray, info: dict[int, dict[str
 
 
 def _summarise(df: pd.DataFrame, info: dict[int, dict[str, Any]], dcol: str) -> pd.DataFrame:
-    cols = ["track_id", "first_frame", "last_frame", "n_frames", "start", "end", "parent",
-            "merged_into", "diameter_start_nm", "diameter_end_nm", "diameter_mean_nm"]
+    cols = [
+        "track_id",
+        "first_frame",
+        "last_frame",
+        "n_frames",
+        "start",
+        "end",
+        "parent",
+        "merged_into",
+        "diameter_start_nm",
+        "diameter_end_nm",
+        "diameter_mean_nm",
+    ]
     if not len(df):
         return pd.DataFrame(columns=cols)
     rows = []
     has_nm = "diameter_nm" in df and df["diameter_nm"].notna().any()
     for tid, g in df.sort_values("frame").groupby("track_id", sort=True):
-        rec = dict(info.get(int(tid), {"track_id": int(tid), "start": "first_frame",
-                                       "end": "last_frame", "parent": -1,
-                                       "merged_into": -1}))
+        rec = dict(
+            info.get(
+                int(tid),
+                {
+                    "track_id": int(tid),
+                    "start": "first_frame",
+                    "end": "last_frame",
+                    "parent": -1,
+                    "merged_into": -1,
+                },
+            )
+        )
         d = g["diameter_nm"] if has_nm else pd.Series(np.nan, index=g.index)
-        rec.update(first_frame=int(g["frame"].iloc[0]), last_frame=int(g["frame"].iloc[-1]),
-                   n_frames=int(g["frame"].nunique()), diameter_start_nm=float(d.iloc[0]),
-                   diameter_end_nm=float(d.iloc[-1]), diameter_mean_nm=float(d.mean()))
+        rec.update(
+            first_frame=int(g["frame"].iloc[0]),
+            last_frame=int(g["frame"].iloc[-1]),
+            n_frames=int(g["frame"].nunique()),
+            diameter_start_nm=float(d.iloc[0]),
+            diameter_end_nm=float(d.iloc[-1]),
+            diameter_mean_nm=float(d.mean()),
+        )
         rows.append(rec)
     return pd.DataFrame(rows)[cols]

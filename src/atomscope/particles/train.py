@@ -20,35 +20,53 @@ from ..image import as_micrograph
 from ..nn.augment import log_uniform
 from ..nn.trained import TrainedModel, finish_training, training_record
 
-__all__ = ["train", "simulated_training_set", "ARCH_DEFAULTS",
-           "TRAIN_DEFAULTS"]
+__all__ = ["train", "simulated_training_set", "ARCH_DEFAULTS", "TRAIN_DEFAULTS"]
 
 #: network settings per architecture (the paper's: 4-level U-Net, 8–64 channels, LeakyReLU +
 #: batch norm; shallow: 32 filters + 1×1)
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "unet": {"base_channels": 8, "depth": 4, "batch_norm": True, "double_conv": False,
-             "activation": "leaky_relu", "kernel_size": 3, "upsample": "transpose"},
-    "shallow": {"n_filters": 32, "kernel_size": 9, "batch_norm": True,
-                "activation": "leaky_relu"},
+    "unet": {
+        "base_channels": 8,
+        "depth": 4,
+        "batch_norm": True,
+        "double_conv": False,
+        "activation": "leaky_relu",
+        "kernel_size": 3,
+        "upsample": "transpose",
+    },
+    "shallow": {"n_filters": 32, "kernel_size": 9, "batch_norm": True, "activation": "leaky_relu"},
 }
 
 #: training settings used for the shipped models (fit in ≤ 15 min on 2 CPU cores)
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "unet": {"epochs": 30, "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128,
-             "lr": 3e-3, "loss": "ce_dice", "n_frames": 320, "frame_size": 256,
-             "positive_fraction": 0.2},
-    "shallow": {"epochs": 20, "steps_per_epoch": 50, "batch_size": 8, "patch_size": 128,
-                "lr": 5e-3, "loss": "ce_dice", "n_frames": 320, "frame_size": 256,
-                "positive_fraction": 0.2},
+    "unet": {
+        "epochs": 30,
+        "steps_per_epoch": 50,
+        "batch_size": 8,
+        "patch_size": 128,
+        "lr": 3e-3,
+        "loss": "ce_dice",
+        "n_frames": 320,
+        "frame_size": 256,
+        "positive_fraction": 0.2,
+    },
+    "shallow": {
+        "epochs": 20,
+        "steps_per_epoch": 50,
+        "batch_size": 8,
+        "patch_size": 128,
+        "lr": 5e-3,
+        "loss": "ce_dice",
+        "n_frames": 320,
+        "frame_size": 256,
+        "positive_fraction": 0.2,
+    },
 }
 
 
-
-
-
-
-def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarray, np.ndarray,
-                                                                          bool, dict[str, Any]]:
+def _sim_frame(
+    rng: np.random.Generator, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, bool, dict[str, Any]]:
     """One varied simulated frame: (image, mask, bright, parameters)."""
     from ..simulate import simulate_particles_frame
 
@@ -56,18 +74,27 @@ def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarr
     r_px = log_uniform(rng, 4.0, 28.0)
     sigma = float(rng.uniform(0.15, 0.4))
     coverage = float(rng.uniform(0.02, 0.3))
-    n = int(np.clip(round(coverage * size * size / (math.pi * r_px**2 * math.exp(2 * sigma**2))),
-                    1, 120))
+    n = int(
+        np.clip(
+            round(coverage * size * size / (math.pi * r_px**2 * math.exp(2 * sigma**2))), 1, 120
+        )
+    )
     fringes = bool(rng.random() < 0.3)
-    kw = dict(size=size, pixel_size=ps, radius=(r_px * ps, sigma),
-              min_gap=float(rng.uniform(0.5, 3.0)) * ps,
-              contrast=float(rng.uniform(0.3, 0.7)),
-              support_contrast=float(rng.uniform(0.03, 0.12)),
-              support_length=float(rng.uniform(1.5, 5.0)) * ps,
-              illumination=float(rng.uniform(0.0, 0.3)), fringes=fringes,
-              fringe_spacing=float(rng.uniform(2.6, 5.0)) * ps,
-              fringe_contrast=float(rng.uniform(0.05, 0.2)),
-              blur=float(rng.uniform(1.0, 4.0)) * ps, counts=log_uniform(rng, 30.0, 400.0))
+    kw = dict(
+        size=size,
+        pixel_size=ps,
+        radius=(r_px * ps, sigma),
+        min_gap=float(rng.uniform(0.5, 3.0)) * ps,
+        contrast=float(rng.uniform(0.3, 0.7)),
+        support_contrast=float(rng.uniform(0.03, 0.12)),
+        support_length=float(rng.uniform(1.5, 5.0)) * ps,
+        illumination=float(rng.uniform(0.0, 0.3)),
+        fringes=fringes,
+        fringe_spacing=float(rng.uniform(2.6, 5.0)) * ps,
+        fringe_contrast=float(rng.uniform(0.05, 0.2)),
+        blur=float(rng.uniform(1.0, 4.0)) * ps,
+        counts=log_uniform(rng, 30.0, 400.0),
+    )
     res = None
     while n >= 1:
         try:
@@ -90,9 +117,9 @@ def _sim_frame(rng: np.random.Generator, size: int, seed: int) -> tuple[np.ndarr
     return img.astype(np.float32), mask, bright, params
 
 
-def simulated_training_set(n_frames: int = 320, *, size: int = 256, seed: int = 0,
-                           show_progress: bool = False
-                           ) -> tuple[list[np.ndarray], list[np.ndarray], list[bool], dict]:
+def simulated_training_set(
+    n_frames: int = 320, *, size: int = 256, seed: int = 0, show_progress: bool = False
+) -> tuple[list[np.ndarray], list[np.ndarray], list[bool], dict]:
     """Varied simulated frames with exact masks: the data recipe of the shipped models.
 
     Each frame draws its pixel size (0.1–0.4 nm), particle radius (4–28 px median, log-normal
@@ -106,22 +133,42 @@ def simulated_training_set(n_frames: int = 320, *, size: int = 256, seed: int = 
     """
     rng = np.random.default_rng([int(seed), 7])
     images, masks, brights, per_frame = [], [], [], []
-    for i in progress(range(n_frames), show_progress=show_progress, desc="simulating",
-                      total=n_frames, unit="frame"):
+    for i in progress(
+        range(n_frames),
+        show_progress=show_progress,
+        desc="simulating",
+        total=n_frames,
+        unit="frame",
+    ):
         img, m, b, p = _sim_frame(rng, size, seed * 100_000 + i)
         images.append(img)
         masks.append(m)
         brights.append(b)
         per_frame.append(p)
-    recipe = {"kind": "simulated", "generator": "atomscope.particles.train.simulated_training_set"
-              " (atomscope.simulate.simulate_particles_frame)", "n_frames": n_frames,
-              "size": size, "seed": seed, "frames": per_frame,
-              "ranges": {"pixel_size_nm": [0.1, 0.4], "radius_median_px": [4, 28],
-                         "radius_log_sigma": [0.15, 0.4], "coverage": [0.02, 0.3],
-                         "contrast": [0.3, 0.7], "support_contrast": [0.03, 0.12],
-                         "support_length_px": [1.5, 5], "illumination": [0, 0.3],
-                         "blur_fwhm_px": [1, 4], "counts": [30, 400], "fringes": 0.3,
-                         "haadf_like": 0.2, "haadf_counts": [20, 200]}}
+    recipe = {
+        "kind": "simulated",
+        "generator": "atomscope.particles.train.simulated_training_set"
+        " (atomscope.simulate.simulate_particles_frame)",
+        "n_frames": n_frames,
+        "size": size,
+        "seed": seed,
+        "frames": per_frame,
+        "ranges": {
+            "pixel_size_nm": [0.1, 0.4],
+            "radius_median_px": [4, 28],
+            "radius_log_sigma": [0.15, 0.4],
+            "coverage": [0.02, 0.3],
+            "contrast": [0.3, 0.7],
+            "support_contrast": [0.03, 0.12],
+            "support_length_px": [1.5, 5],
+            "illumination": [0, 0.3],
+            "blur_fwhm_px": [1, 4],
+            "counts": [30, 400],
+            "fringes": 0.3,
+            "haadf_like": 0.2,
+            "haadf_counts": [20, 200],
+        },
+    }
     return images, masks, brights, recipe
 
 
@@ -136,8 +183,9 @@ def _frames_of(images: Any) -> list[np.ndarray]:
     return list(mg.data) if mg.is_stack else [mg.data]
 
 
-def _evaluate_simulated(model: Any, manifest: dict[str, Any], *, seed: int,
-                        n_threads: int | None, device: Any) -> dict[str, Any]:
+def _evaluate_simulated(
+    model: Any, manifest: dict[str, Any], *, seed: int, n_threads: int | None, device: Any
+) -> dict[str, Any]:
     """F1 on held-out simulated bright-field frames (512², the benchmark's noise levels)."""
     from ..simulate import simulate_particles_frame
     from .evaluate import pixel_scores
@@ -145,18 +193,26 @@ def _evaluate_simulated(model: Any, manifest: dict[str, Any], *, seed: int,
 
     preds_otsu, preds_04, truths = [], [], []
     for i in range(3):
-        r = simulate_particles_frame(size=512, pixel_size=0.18, n_particles=10 + 4 * i,
-                                     radius=(2.0 + 0.7 * i, 0.3), counts=(50.0, 100.0, 200.0)[i],
-                                     seed=np.random.default_rng([int(seed), 99, i]))
-        p = network_probability(r.image.data[None], model, manifest, bright=False,
-                                device=device, n_threads=n_threads)[0]
+        r = simulate_particles_frame(
+            size=512,
+            pixel_size=0.18,
+            n_particles=10 + 4 * i,
+            radius=(2.0 + 0.7 * i, 0.3),
+            counts=(50.0, 100.0, 200.0)[i],
+            seed=np.random.default_rng([int(seed), 99, i]),
+        )
+        p = network_probability(
+            r.image.data[None], model, manifest, bright=False, device=device, n_threads=n_threads
+        )[0]
         preds_otsu.append(p > otsu_threshold(p))
         preds_04.append(p > 0.4)
         truths.append(r.truth.masks["particle"] > 0)
     t = np.stack(truths)
-    return {"heldout_simulated_f1_otsu": pixel_scores(np.stack(preds_otsu), t)["f1"],
-            "heldout_simulated_f1_0.4": pixel_scores(np.stack(preds_04), t)["f1"],
-            "heldout": "3 simulated 512² bright-field frames (0.18 nm/px; 50/100/200 counts)"}
+    return {
+        "heldout_simulated_f1_otsu": pixel_scores(np.stack(preds_otsu), t)["f1"],
+        "heldout_simulated_f1_0.4": pixel_scores(np.stack(preds_04), t)["f1"],
+        "heldout": "3 simulated 512² bright-field frames (0.18 nm/px; 50/100/200 counts)",
+    }
 
 
 def train(
@@ -268,7 +324,8 @@ def train(
         n_frames = n_frames or d["n_frames"]
         frame_size = frame_size or d["frame_size"]
         raw, targets, brights, recipe = simulated_training_set(
-            n_frames, size=frame_size, seed=seed, show_progress=show_progress)
+            n_frames, size=frame_size, seed=seed, show_progress=show_progress
+        )
         seg_len = segment_length or 1
         source = "simulated"
     else:
@@ -278,14 +335,23 @@ def train(
             from .segment import detect_polarity
 
             pol = detect_polarity(as_micrograph(raw[0])) if bright is None else bright
-            targets = [classical_segment(f, bright=pol).mask for f in
-                       progress(raw, show_progress=show_progress, desc="pseudo-labels",
-                                total=len(raw), unit="frame")]
+            targets = [
+                classical_segment(f, bright=pol).mask
+                for f in progress(
+                    raw,
+                    show_progress=show_progress,
+                    desc="pseudo-labels",
+                    total=len(raw),
+                    unit="frame",
+                )
+            ]
             source = "pseudo-labels (classical recipe)"
         else:
             m = np.asarray(masks) if not isinstance(masks, list | tuple) else masks
-            targets = [np.asarray(t) > 0 for t in (list(m) if np.ndim(m) == 3 or
-                                                    isinstance(m, list | tuple) else [m])]
+            targets = [
+                np.asarray(t) > 0
+                for t in (list(m) if np.ndim(m) == 3 or isinstance(m, list | tuple) else [m])
+            ]
             source = "user masks"
             pol = bright
         if len(targets) != len(raw):
@@ -296,21 +362,40 @@ def train(
             pol = detect_polarity(as_micrograph(raw[0]))
         brights = [bool(pol)] * len(raw)
         seg_len = segment_length or 10
-        recipe = {"kind": source, "n_frames": len(raw),
-                  "shapes": sorted({tuple(f.shape) for f in raw})}
-    x = [preprocess(f, invert=b, blur_sigma=blur_sigma) for f, b in zip(raw, brights,
-                                                                          strict=True)]
+        recipe = {
+            "kind": source,
+            "n_frames": len(raw),
+            "shapes": sorted({tuple(f.shape) for f in raw}),
+        }
+    x = [preprocess(f, invert=b, blur_sigma=blur_sigma) for f, b in zip(raw, brights, strict=True)]
     y = [np.asarray(t).astype(np.int64) for t in targets]
     cfg = {**ARCH_DEFAULTS[architecture], **(config or {}), "in_channels": 1, "n_classes": 2}
     model = build_model(architecture, seed=seed, **cfg)
-    aug = augmentation if augmentation is not None else Augmentation(
-        flips=True, rot90=True, noise=0.3, blur=1.0, brightness=0.3, contrast=0.3)
+    aug = (
+        augmentation
+        if augmentation is not None
+        else Augmentation(flips=True, rot90=True, noise=0.3, blur=1.0, brightness=0.3, contrast=0.3)
+    )
     history = train_model(
-        model, x, y, segment_length=seg_len, val_fraction=val_fraction, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch_size=patch_size, lr=lr,
-        loss=loss, positive_fraction=positive_fraction, augmentation=aug,
-        early_stopping=early_stopping, seed=seed, device=device, n_threads=n_threads,
-        show_progress=show_progress)
+        model,
+        x,
+        y,
+        segment_length=seg_len,
+        val_fraction=val_fraction,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        lr=lr,
+        loss=loss,
+        positive_fraction=positive_fraction,
+        augmentation=aug,
+        early_stopping=early_stopping,
+        seed=seed,
+        device=device,
+        n_threads=n_threads,
+        show_progress=show_progress,
+    )
     name = name or f"particles-{architecture}"
     if command is None:
         command = " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else ""
@@ -318,18 +403,27 @@ def train(
         "name": name,
         "task": "particles",
         "description": f"{architecture} particle segmentation (dark particles on a bright "
-                       "support; bright-particle images are inverted at inference)",
-        "preprocessing": {"version": PREPROCESSING_VERSION, "normalization": "robust-z",
-                          "blur_sigma": blur_sigma, "bright_particles": False},
+        "support; bright-particle images are inverted at inference)",
+        "preprocessing": {
+            "version": PREPROCESSING_VERSION,
+            "normalization": "robust-z",
+            "blur_sigma": blur_sigma,
+            "bright_particles": False,
+        },
         "output": {"n_classes": 2, "positive_class": 1, "activation": "softmax"},
         "training": training_record(
-            history, command=command, seed=seed, source=source,
-            data={k: v for k, v in recipe.items() if k != "frames"}),
+            history,
+            command=command,
+            seed=seed,
+            source=source,
+            data={k: v for k, v in recipe.items() if k != "frames"},
+        ),
     }
     from ..nn import count_parameters
 
-    manifest.update(architecture=architecture, config=dict(model.config),
-                    n_parameters=count_parameters(model))
+    manifest.update(
+        architecture=architecture, config=dict(model.config), n_parameters=count_parameters(model)
+    )
     model.manifest = manifest  # type: ignore[attr-defined]
     metrics: dict[str, Any] = {}
     last = history.records[-1] if history.records else {}
@@ -337,8 +431,17 @@ def train(
         best = history.records[(history.best_epoch or len(history.records)) - 1]
         metrics["validation_f1"] = best["val_f1"]
     if evaluate:
-        metrics.update(_evaluate_simulated(model, manifest, seed=seed, n_threads=n_threads,
-                                           device=device))
+        metrics.update(
+            _evaluate_simulated(model, manifest, seed=seed, n_threads=n_threads, device=device)
+        )
     manifest["metrics"] = metrics
-    return finish_training(model, history, manifest, out=out, name=name, n_threads=n_threads,
-                           wall_start=t_start, cpu_start=cpu_start)
+    return finish_training(
+        model,
+        history,
+        manifest,
+        out=out,
+        name=name,
+        n_threads=n_threads,
+        wall_start=t_start,
+        cpu_start=cpu_start,
+    )

@@ -17,8 +17,14 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from .._fileio import atomic_path  # noqa: E402
 from ..image import Micrograph, as_micrograph  # noqa: E402
 
-__all__ = ["nice_scale_bar_length", "format_length", "add_scale_bar", "show_image",
-           "image_axes", "save_figure"]
+__all__ = [
+    "nice_scale_bar_length",
+    "format_length",
+    "add_scale_bar",
+    "show_image",
+    "image_axes",
+    "save_figure",
+]
 
 
 def nice_scale_bar_length(field_nm: float, fraction: float = 0.2) -> float:
@@ -69,8 +75,17 @@ def add_scale_bar(
     outline = [pe.withStroke(linewidth=2.5, foreground="black")]
     bar = Rectangle((x, y), length_px, bar_h, color=color, lw=0.8, ec="black")
     ax.add_patch(bar)
-    ax.text(x + length_px / 2, y - 0.01 * height, format_length(length), color=color,
-            ha="center", va="bottom", fontsize=fontsize, fontweight="bold", path_effects=outline)
+    ax.text(
+        x + length_px / 2,
+        y - 0.01 * height,
+        format_length(length),
+        color=color,
+        ha="center",
+        va="bottom",
+        fontsize=fontsize,
+        fontweight="bold",
+        path_effects=outline,
+    )
     return length
 
 

@@ -56,8 +56,10 @@ def figure_to_data_uri(fig: Any, *, dpi: int = 90) -> str:
 
 
 def _img(uri: str, caption: str) -> str:
-    return (f'<figure><img alt="{html.escape(caption)}" src="{uri}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="{uri}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -65,8 +67,11 @@ def _fmt(value: Any) -> str:
         if not np.isfinite(value):
             return "–"
         return f"{value:.4g}"
-    if isinstance(value, list | tuple) and len(value) <= 6 and all(
-            isinstance(v, int | float) for v in value):
+    if (
+        isinstance(value, list | tuple)
+        and len(value) <= 6
+        and all(isinstance(v, int | float) for v in value)
+    ):
         return ", ".join(_fmt(v) for v in value)
     text = json.dumps(to_jsonable(value)) if isinstance(value, dict | list | tuple) else str(value)
     return text if len(text) <= 300 else text[:297] + "…"
@@ -77,15 +82,22 @@ def _key_value_table(data: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     for key, value in data.items():
         if key in skip or value is None:
             continue
-        if isinstance(value, Mapping) and value and all(
-                not isinstance(v, Mapping | list) for v in value.values()):
-            inner = ", ".join(f"{html.escape(str(k))}: {html.escape(_fmt(v))}"
-                              for k, v in value.items())
-            rows.append(f'<tr><td class="k">{html.escape(str(key))}</td>'
-                        f'<td class="k">{inner}</td></tr>')
+        if (
+            isinstance(value, Mapping)
+            and value
+            and all(not isinstance(v, Mapping | list) for v in value.values())
+        ):
+            inner = ", ".join(
+                f"{html.escape(str(k))}: {html.escape(_fmt(v))}" for k, v in value.items()
+            )
+            rows.append(
+                f'<tr><td class="k">{html.escape(str(key))}</td><td class="k">{inner}</td></tr>'
+            )
         else:
-            rows.append(f'<tr><td class="k">{html.escape(str(key))}</td>'
-                        f'<td class="k">{html.escape(_fmt(value))}</td></tr>')
+            rows.append(
+                f'<tr><td class="k">{html.escape(str(key))}</td>'
+                f'<td class="k">{html.escape(_fmt(value))}</td></tr>'
+            )
     return "<table>" + "".join(rows) + "</table>" if rows else ""
 
 
@@ -94,16 +106,18 @@ def _frame_tables(frame: Any, max_rows: int = 15) -> str:
 
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         return "<p>No rows.</p>"
-    parts = [f"<p>{len(frame)} rows, columns: {html.escape(', '.join(map(str, frame.columns)))}"
-             "</p>"]
+    parts = [
+        f"<p>{len(frame)} rows, columns: {html.escape(', '.join(map(str, frame.columns)))}</p>"
+    ]
     numeric = frame.select_dtypes("number")
     if not numeric.empty:
         stats = numeric.describe().T[["mean", "std", "min", "50%", "max"]]
         parts.append("<h3>Summary statistics</h3>")
         parts.append(stats.to_html(float_format=lambda v: f"{v:.4g}", border=0))
     parts.append(f"<h3>First {min(max_rows, len(frame))} rows</h3>")
-    parts.append(frame.head(max_rows).to_html(float_format=lambda v: f"{v:.4g}", border=0,
-                                              index=False))
+    parts.append(
+        frame.head(max_rows).to_html(float_format=lambda v: f"{v:.4g}", border=0, index=False)
+    )
     return "".join(parts)
 
 
@@ -149,8 +163,9 @@ def result_section(name: str, result: Any) -> str:
             best = o.get("best_euclidean") if isinstance(o, Mapping) else None
             if best:
                 parts.append("<h3>Parameters chosen by the optimiser</h3>")
-                parts.append(_key_value_table({**best.get("params", {}),
-                                               **best.get("objectives", {})}))
+                parts.append(
+                    _key_value_table({**best.get("params", {}), **best.get("objectives", {})})
+                )
     if hasattr(result, "to_frame"):
         try:
             parts.append(_frame_tables(result.to_frame()))
@@ -197,14 +212,18 @@ def write_html(
     if isinstance(results, Mapping):
         items = list(results.items())
     elif isinstance(results, list | tuple):
-        items = [(type(r).__name__ + (f" {i}" if len(results) > 1 else ""), r)
-                 for i, r in enumerate(results)]
+        items = [
+            (type(r).__name__ + (f" {i}" if len(results) > 1 else ""), r)
+            for i, r in enumerate(results)
+        ]
     else:
         items = [(type(results).__name__, results)]
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    body = [f"<h1>{html.escape(title)}</h1>",
-            f'<p class="meta">atomscope {html.escape(__version__)} · Python '
-            f"{html.escape(platform.python_version())} · {html.escape(now)}</p>"]
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">atomscope {html.escape(__version__)} · Python '
+        f"{html.escape(platform.python_version())} · {html.escape(now)}</p>",
+    ]
     for note in notes:
         body.append(f'<p class="note">{html.escape(note)}</p>')
     if inputs:
@@ -217,7 +236,10 @@ def write_html(
     if timings:
         body.append("<h2>Timings</h2>")
         body.append(_key_value_table({k: f"{v:.3g} s" for k, v in timings.items()}))
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
     return write_text(path, page)

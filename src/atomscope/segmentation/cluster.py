@@ -18,8 +18,17 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["FittedPCA", "fit_pca", "block_scales", "kmeans", "choose_k", "fisher_separability",
-           "silhouette", "squared_distances", "K_METHODS"]
+__all__ = [
+    "FittedPCA",
+    "fit_pca",
+    "block_scales",
+    "kmeans",
+    "choose_k",
+    "fisher_separability",
+    "silhouette",
+    "squared_distances",
+    "K_METHODS",
+]
 
 K_METHODS = ("silhouette", "bic")
 
@@ -39,8 +48,9 @@ class FittedPCA:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         Xs = np.asarray(X, dtype=np.float32) * self.scale.astype(np.float32)
-        return ((Xs - self.mean.astype(np.float32)) @ self.components.T.astype(np.float32)
-                ).astype(np.float32)
+        return ((Xs - self.mean.astype(np.float32)) @ self.components.T.astype(np.float32)).astype(
+            np.float32
+        )
 
     @property
     def n_components(self) -> int:
@@ -69,8 +79,9 @@ def single_threaded() -> Any:
     return threadpool_limits(limits=1)
 
 
-def fit_pca(X: np.ndarray, n_components: int, *, scale: np.ndarray | None = None,
-            seed: int = 0) -> FittedPCA:
+def fit_pca(
+    X: np.ndarray, n_components: int, *, scale: np.ndarray | None = None, seed: int = 0
+) -> FittedPCA:
     """Principal axes of the scaled features.
 
     Up to 512 features: eigendecomposition of the float64 covariance matrix (exact, one pass
@@ -86,8 +97,11 @@ def fit_pca(X: np.ndarray, n_components: int, *, scale: np.ndarray | None = None
     with single_threaded():
         # float32 products, float64 eigendecomposition: the features are O(1) correlations
         cov = (Xc.T @ Xc).astype(np.float64) / max(n - 1, 1) if f <= 512 else None
-    total = float(np.trace(cov)) if cov is not None else float(
-        np.einsum("ij,ij->", Xc, Xc, dtype=np.float64) / max(n - 1, 1))
+    total = (
+        float(np.trace(cov))
+        if cov is not None
+        else float(np.einsum("ij,ij->", Xc, Xc, dtype=np.float64) / max(n - 1, 1))
+    )
     if total <= MIN_VARIANCE or n < 2:
         return FittedPCA(scale, mean, np.zeros((0, f)), np.zeros(0), np.zeros(0))
     nc = int(max(1, min(n_components, f, n - 1)))
@@ -99,8 +113,7 @@ def fit_pca(X: np.ndarray, n_components: int, *, scale: np.ndarray | None = None
         else:
             from sklearn.utils.extmath import randomized_svd
 
-            _, sv, comps = randomized_svd(Xc, nc, n_oversamples=20, n_iter=4,
-                                          random_state=seed)
+            _, sv, comps = randomized_svd(Xc, nc, n_oversamples=20, n_iter=4, random_state=seed)
             var = sv.astype(np.float64) ** 2 / (n - 1)
     keep = var > MIN_VARIANCE * max(total, 1.0)
     comps, var = comps[keep], var[keep]
@@ -137,8 +150,12 @@ def _kmeans_pp(Z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(centres)
 
 
-def _lloyd(Z: np.ndarray, centres: np.ndarray, max_iter: int = 300, tol: float = 1e-4,
-           ) -> tuple[np.ndarray, np.ndarray, float]:
+def _lloyd(
+    Z: np.ndarray,
+    centres: np.ndarray,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Lloyd iterations from *centres* until the labels stop changing or the centres move
     less than ``tol`` × the mean feature variance (squared, summed; scikit-learn's rule); an
     emptied cluster takes the farthest point."""
@@ -153,8 +170,10 @@ def _lloyd(Z: np.ndarray, centres: np.ndarray, max_iter: int = 300, tol: float =
         if np.array_equal(previous, labels):
             break
         counts = np.bincount(labels, minlength=k)
-        new = np.stack([np.bincount(labels, weights=Z[:, j], minlength=k) for j in range(d)],
-                       axis=1) / np.maximum(counts, 1)[:, None]
+        new = (
+            np.stack([np.bincount(labels, weights=Z[:, j], minlength=k) for j in range(d)], axis=1)
+            / np.maximum(counts, 1)[:, None]
+        )
         for c in np.flatnonzero(counts == 0):
             far = int(dist[np.arange(n), labels].argmax())
             new[c] = Z[far]
@@ -169,8 +188,9 @@ def _lloyd(Z: np.ndarray, centres: np.ndarray, max_iter: int = 300, tol: float =
     return centres, labels, inertia
 
 
-def kmeans(Z: np.ndarray, k: int, *, n_init: int = 5, seed: int = 0,
-           restart_sample: int = 10000) -> tuple[np.ndarray, np.ndarray, float]:
+def kmeans(
+    Z: np.ndarray, k: int, *, n_init: int = 5, seed: int = 0, restart_sample: int = 10000
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Seeded k-means: k-means++ seeding, Lloyd iterations, ``n_init`` restarts from one
     ``numpy.random.Generator(seed)``; the lowest inertia wins. With more than
     2 × ``restart_sample`` points the restarts run on a seeded subsample of that size and the
@@ -250,9 +270,16 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / den) if den > 0 else 0.0
 
 
-def choose_k(Z: np.ndarray, k_range: tuple[int, int] = (2, 8), *, method: str = "silhouette",
-             n_init: int = 3, seed: int = 0, sample_size: int = 2000, fit_size: int = 10000,
-             ) -> tuple[int, dict[int, float]]:
+def choose_k(
+    Z: np.ndarray,
+    k_range: tuple[int, int] = (2, 8),
+    *,
+    method: str = "silhouette",
+    n_init: int = 3,
+    seed: int = 0,
+    sample_size: int = 2000,
+    fit_size: int = 10000,
+) -> tuple[int, dict[int, float]]:
     """Pick the number of clusters.
 
     ``silhouette``: k-means for each k in ``k_range`` (inclusive) on a seeded subsample of
@@ -292,8 +319,9 @@ def choose_k(Z: np.ndarray, k_range: tuple[int, int] = (2, 8), *, method: str = 
     for k in range(min(lo, 1), min(hi, len(Zs) - 1) + 1):
         with warnings.catch_warnings(), single_threaded():
             warnings.simplefilter("ignore")
-            gm = GaussianMixture(k, covariance_type="full", random_state=seed, n_init=1,
-                                 reg_covar=1e-6).fit(Zs)
+            gm = GaussianMixture(
+                k, covariance_type="full", random_state=seed, n_init=1, reg_covar=1e-6
+            ).fit(Zs)
         scores[k] = float(gm.bic(Zs))
     best = min(scores, key=lambda k: (scores[k], k))
     return best, scores
@@ -315,13 +343,17 @@ def fisher_separability(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
         between += sel.sum() * (mc - mu) ** 2
         within += sel.sum() * xc.var(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(within > 0, between / np.where(within > 0, within, 1.0),
-                     np.where(between > 0, np.inf, 0.0))
+        s = np.where(
+            within > 0,
+            between / np.where(within > 0, within, 1.0),
+            np.where(between > 0, np.inf, 0.0),
+        )
     return s
 
 
-def summarize_separability(X: np.ndarray, Z: np.ndarray, labels: np.ndarray,
-                           names: list[str], top: int = 5) -> dict[str, Any]:
+def summarize_separability(
+    X: np.ndarray, Z: np.ndarray, labels: np.ndarray, names: list[str], top: int = 5
+) -> dict[str, Any]:
     """Separability and variance of the raw features and the PCA features (paper Fig. 5):
     the best raw features, the PCA features' separabilities, and the rank correlation between
     variance and separability over the raw features."""
@@ -335,9 +367,12 @@ def summarize_separability(X: np.ndarray, Z: np.ndarray, labels: np.ndarray,
     order = np.argsort(-np.where(np.isfinite(s_raw), s_raw, np.finfo(float).max))[:top]
     return {
         "pca_features": [float(v) for v in s_pca],
-        "best_raw_features": [{"feature": names[i], "separability": float(s_raw[i]),
-                               "variance": float(v_raw[i])} for i in order],
+        "best_raw_features": [
+            {"feature": names[i], "separability": float(s_raw[i]), "variance": float(v_raw[i])}
+            for i in order
+        ],
         "max_raw": float(np.nanmax(np.where(np.isfinite(s_raw), s_raw, np.nan)))
-        if np.isfinite(s_raw).any() else None,
+        if np.isfinite(s_raw).any()
+        else None,
         "variance_separability_spearman": rho,
     }

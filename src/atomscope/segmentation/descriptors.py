@@ -28,19 +28,33 @@ from .pooling import kept_ranks, top_k_pool
 from .power_spectrum import power_spectrum_features
 from .translation import translation_features
 
-__all__ = ["DESCRIPTORS", "DescriptorSettings", "parse_descriptors", "compute_features",
-           "FeatureSet"]
+__all__ = [
+    "DESCRIPTORS",
+    "DescriptorSettings",
+    "parse_descriptors",
+    "compute_features",
+    "FeatureSet",
+]
 
 DESCRIPTORS = ("translation", "rotation", "reflection", "power_spectrum")
 #: pooled values kept per channel when top_k is automatic (evenly spaced ranks of the upper half)
 POOL_VALUES = 16
 _ALIASES = {
-    "translation": "translation", "translations": "translation",
-    "local_correlation_map": "translation", "correlation": "translation",
-    "rotation": "rotation", "rotational": "rotation", "rotational_symmetry": "rotation",
-    "reflection": "reflection", "mirror": "reflection", "reflection_symmetry": "reflection",
-    "power_spectrum": "power_spectrum", "power-spectrum": "power_spectrum",
-    "powerspectrum": "power_spectrum", "fft": "power_spectrum", "power": "power_spectrum",
+    "translation": "translation",
+    "translations": "translation",
+    "local_correlation_map": "translation",
+    "correlation": "translation",
+    "rotation": "rotation",
+    "rotational": "rotation",
+    "rotational_symmetry": "rotation",
+    "reflection": "reflection",
+    "mirror": "reflection",
+    "reflection_symmetry": "reflection",
+    "power_spectrum": "power_spectrum",
+    "power-spectrum": "power_spectrum",
+    "powerspectrum": "power_spectrum",
+    "fft": "power_spectrum",
+    "power": "power_spectrum",
 }
 
 
@@ -133,12 +147,16 @@ class DescriptorSettings:
             (self.n_radii >= 1 and self.n_angles >= 4, "n_radii ≥ 1 and n_angles ≥ 4 needed"),
             (self.n_mirrors >= 1, f"n_mirrors must be ≥ 1, got {self.n_mirrors}"),
             (self.top_k is None or self.top_k >= 1, f"top_k must be ≥ 1, got {self.top_k}"),
-            (self.score_step is None or self.score_step >= 1,
-             f"score_step must be ≥ 1 px, got {self.score_step}"),
+            (
+                self.score_step is None or self.score_step >= 1,
+                f"score_step must be ≥ 1 px, got {self.score_step}",
+            ),
             (len(self.rotations) >= 1, "rotations must name at least one angle"),
             (self.antialias >= 0, f"antialias must be ≥ 0, got {self.antialias}"),
-            (self.normalize in ("local", "global"),
-             f"normalize must be 'local' or 'global', got {self.normalize!r}"),
+            (
+                self.normalize in ("local", "global"),
+                f"normalize must be 'local' or 'global', got {self.normalize!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -240,8 +258,9 @@ class FeatureSet:
         return [n for name in self.blocks for n in self.names[name]]
 
 
-def compute_features(data: np.ndarray, settings: DescriptorSettings, *, device: Any = None,
-                     n_threads: int = 1) -> FeatureSet:
+def compute_features(
+    data: np.ndarray, settings: DescriptorSettings, *, device: Any = None, n_threads: int = 1
+) -> FeatureSet:
     """Normalise *data* (H, W) as *settings* say, then evaluate every descriptor on it
     (numpy on ``n_threads`` threads, or torch on ``device``)."""
     import time
@@ -265,16 +284,22 @@ def compute_features(data: np.ndarray, settings: DescriptorSettings, *, device: 
         # of output centre j starts at round(j · stride / ss), so it is centred within ss/2 px
         ry = np.rint((grid.ys - grid.ys[0]) / ss).astype(np.int64)
         rx = np.rint((grid.xs - grid.xs[0]) / ss).astype(np.int64)
-        sgrid = Grid(grid.ys[0] + ss * (np.arange(ry[-1] + 2 * h + 1) - h),
-                     grid.xs[0] + ss * (np.arange(rx[-1] + 2 * h + 1) - h), ss, grid.shape)
+        sgrid = Grid(
+            grid.ys[0] + ss * (np.arange(ry[-1] + 2 * h + 1) - h),
+            grid.xs[0] + ss * (np.arange(rx[-1] + 2 * h + 1) - h),
+            ss,
+            grid.shape,
+        )
         rot, ref = polar_scores(
-            xs, sgrid, settings.geometry(),
+            xs,
+            sgrid,
+            settings.geometry(),
             rotations=settings.rotations if "rotation" in polar else (),
             mirrors=settings.mirrors if "reflection" in polar else (),
-            device=device, n_threads=n_threads,
+            device=device,
+            n_threads=n_threads,
         )
-        kw = dict(rows=ry, cols=rx, n_keep=settings.pool_keep, device=device,
-                  n_threads=n_threads)
+        kw = dict(rows=ry, cols=rx, n_keep=settings.pool_keep, device=device, n_threads=n_threads)
         if "rotation" in polar:
             pooled["rotation"] = top_k_pool(rot, h, settings.pool_k, **kw)
         if "reflection" in polar:
@@ -286,16 +311,22 @@ def compute_features(data: np.ndarray, settings: DescriptorSettings, *, device: 
         t0 = time.perf_counter()
         if name == "translation":
             f, names, _ = translation_features(
-                x, grid, patch=settings.patch, window=settings.window,
-                n_shifts=settings.n_shifts, device=device, n_threads=n_threads)
+                x,
+                grid,
+                patch=settings.patch,
+                window=settings.window,
+                n_shifts=settings.n_shifts,
+                device=device,
+                n_threads=n_threads,
+            )
         elif name == "power_spectrum":
-            f, names = power_spectrum_features(x, grid, patch=settings.patch, device=device,
-                                               n_threads=n_threads)
+            f, names = power_spectrum_features(
+                x, grid, patch=settings.patch, device=device, n_threads=n_threads
+            )
         elif name == "rotation":
             f = pooled["rotation"]
             ranks = kept_ranks(settings.pool_k, settings.pool_keep)
-            names = [f"rotation {_fold(a)} rank{j + 1}" for a in settings.rotations
-                     for j in ranks]
+            names = [f"rotation {_fold(a)} rank{j + 1}" for a in settings.rotations for j in ranks]
         else:
             f = pooled["reflection"]
             ranks = kept_ranks(settings.pool_k, settings.pool_keep)

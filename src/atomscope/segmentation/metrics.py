@@ -41,9 +41,12 @@ def boundary_offset(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     d_to_true = ndimage.distance_transform_edt(~bt)
     d_to_pred = ndimage.distance_transform_edt(~bp)
     a, b = d_to_true[bp], d_to_pred[bt]
-    return {"mean": float(0.5 * (a.mean() + b.mean())), "pred_to_true": float(a.mean()),
-            "true_to_pred": float(b.mean()),
-            "p95": float(np.percentile(np.concatenate([a, b]), 95))}
+    return {
+        "mean": float(0.5 * (a.mean() + b.mean())),
+        "pred_to_true": float(a.mean()),
+        "true_to_pred": float(b.mean()),
+        "p95": float(np.percentile(np.concatenate([a, b]), 95)),
+    }
 
 
 def matched_accuracy(labels: np.ndarray, truth: np.ndarray) -> float:

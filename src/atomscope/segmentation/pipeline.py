@@ -44,8 +44,12 @@ AUTO_LIMITS = (8, 32)
 MIN_PEAK_RATIO = 2.5
 
 
-def dominant_spacing(data: np.ndarray, *, crop: int = 512, relative: float = 0.5,
-                     ) -> tuple[float | None, float]:
+def dominant_spacing(
+    data: np.ndarray,
+    *,
+    crop: int = 512,
+    relative: float = 0.5,
+) -> tuple[float | None, float]:
     """The lattice spacing (px) that dominates the image, from its radially averaged power
     spectrum; works with several grains or phases in the field of view.
 
@@ -62,7 +66,7 @@ def dominant_spacing(data: np.ndarray, *, crop: int = 512, relative: float = 0.5
     if c < 32:
         return None, 0.0
     y0, x0 = (h - c) // 2, (w - c) // 2
-    a = np.asarray(data[y0: y0 + c, x0: x0 + c], np.float64)
+    a = np.asarray(data[y0 : y0 + c, x0 : x0 + c], np.float64)
     a = (a - a.mean()) * np.outer(np.hanning(c), np.hanning(c))
     power = np.abs(np.fft.fft2(a)) ** 2
     f = np.fft.fftfreq(c) * c
@@ -87,11 +91,16 @@ def auto_window(data: np.ndarray) -> tuple[int, dict[str, Any]]:
     ``AUTO_LIMITS``; pySTEM's 21 px when the image shows no lattice."""
     spacing, prominence = dominant_spacing(data)
     if spacing is None:
-        return DEFAULT_WINDOW, {"window_source": "default (no lattice peak found)",
-                                "lattice_peak_prominence": prominence}
+        return DEFAULT_WINDOW, {
+            "window_source": "default (no lattice peak found)",
+            "lattice_peak_prominence": prominence,
+        }
     win = int(np.clip(round(AUTO_PERIODS * spacing), *AUTO_LIMITS))
-    return win, {"window_source": "lattice", "lattice_spacing_px": spacing,
-                 "lattice_peak_prominence": prominence}
+    return win, {
+        "window_source": "lattice",
+        "lattice_spacing_px": spacing,
+        "lattice_peak_prominence": prominence,
+    }
 
 
 def _resolve_sizes(window: Any, patch: Any, data: np.ndarray) -> tuple[int, int, dict[str, Any]]:
@@ -237,24 +246,66 @@ def segment(
     """
     with single_threaded():
         return _segment(
-            image, descriptor=descriptor, n_clusters=n_clusters, stride=stride, window=window,
-            patch=patch, n_shifts=n_shifts, n_radii=n_radii, n_angles=n_angles,
-            rotations=rotations, n_mirrors=n_mirrors, top_k=top_k, n_components=n_components,
-            n_init=n_init, k_range=k_range, k_method=k_method, normalize=normalize,
-            antialias=antialias, score_step=score_step, upsample=upsample, model=model,
+            image,
+            descriptor=descriptor,
+            n_clusters=n_clusters,
+            stride=stride,
+            window=window,
+            patch=patch,
+            n_shifts=n_shifts,
+            n_radii=n_radii,
+            n_angles=n_angles,
+            rotations=rotations,
+            n_mirrors=n_mirrors,
+            top_k=top_k,
+            n_components=n_components,
+            n_init=n_init,
+            k_range=k_range,
+            k_method=k_method,
+            normalize=normalize,
+            antialias=antialias,
+            score_step=score_step,
+            upsample=upsample,
+            model=model,
             pixel_size=pixel_size,
-            device=device, n_threads=n_threads, seed=seed, separability=separability,
-            show_progress=show_progress)
+            device=device,
+            n_threads=n_threads,
+            seed=seed,
+            separability=separability,
+            show_progress=show_progress,
+        )
 
 
-def _segment(image: Any, *, descriptor: Any, n_clusters: int | None, stride: int, window: Any,
-             patch: Any, n_shifts: int, n_radii: int, n_angles: int,
-             rotations: tuple[float, ...], n_mirrors: int, top_k: int | None,
-             n_components: int, n_init: int, k_range: tuple[int, int], k_method: str,
-             normalize: str, antialias: float, score_step: int | None, upsample: str,
-             model: SegmentationModel | None, pixel_size: Any, device: Any,
-             n_threads: int | None, seed: int, separability: bool, show_progress: bool,
-             ) -> Segmentation:
+def _segment(
+    image: Any,
+    *,
+    descriptor: Any,
+    n_clusters: int | None,
+    stride: int,
+    window: Any,
+    patch: Any,
+    n_shifts: int,
+    n_radii: int,
+    n_angles: int,
+    rotations: tuple[float, ...],
+    n_mirrors: int,
+    top_k: int | None,
+    n_components: int,
+    n_init: int,
+    k_range: tuple[int, int],
+    k_method: str,
+    normalize: str,
+    antialias: float,
+    score_step: int | None,
+    upsample: str,
+    model: SegmentationModel | None,
+    pixel_size: Any,
+    device: Any,
+    n_threads: int | None,
+    seed: int,
+    separability: bool,
+    show_progress: bool,
+) -> Segmentation:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     mg = as_micrograph(image, pixel_size=pixel_size)
@@ -281,17 +332,24 @@ def _segment(image: Any, *, descriptor: Any, n_clusters: int | None, stride: int
         if size_info.get("window_source") not in ("given", "from patch"):
             timings["auto_window"] = time.perf_counter() - t0
         settings = DescriptorSettings(
-            descriptors=names, stride=int(stride), patch=pat, window=win,
-            n_shifts=int(n_shifts), n_radii=int(n_radii), n_angles=int(n_angles),
-            rotations=tuple(float(a) for a in rotations), n_mirrors=int(n_mirrors),
-            top_k=None if top_k is None else int(top_k), normalize=str(normalize),
+            descriptors=names,
+            stride=int(stride),
+            patch=pat,
+            window=win,
+            n_shifts=int(n_shifts),
+            n_radii=int(n_radii),
+            n_angles=int(n_angles),
+            rotations=tuple(float(a) for a in rotations),
+            n_mirrors=int(n_mirrors),
+            top_k=None if top_k is None else int(top_k),
+            normalize=str(normalize),
             antialias=float(antialias),
-            score_step=None if score_step is None else int(score_step))
+            score_step=None if score_step is None else int(score_step),
+        )
     if n_clusters is not None and (not float(n_clusters).is_integer() or n_clusters < 1):
         raise ParameterError(f"n_clusters must be a positive integer, got {n_clusters!r}")
     if n_components < 1 or n_init < 1:
-        raise ParameterError(f"n_components and n_init must be ≥ 1, got {n_components}, "
-                             f"{n_init}")
+        raise ParameterError(f"n_components and n_init must be ≥ 1, got {n_components}, {n_init}")
     if upsample not in UPSAMPLE_METHODS:
         raise ParameterError(f"upsample must be one of {UPSAMPLE_METHODS}, got {upsample!r}")
 
@@ -318,13 +376,15 @@ def _segment(image: Any, *, descriptor: Any, n_clusters: int | None, stride: int
         t0 = time.perf_counter()
         if pca.n_components == 0:
             k, chosen_by = 1, "blank"
-            message = ("The image has no texture (blank or flat): one segment. "
-                       if blank else "The descriptors do not vary over the image: one segment. ")
+            message = (
+                "The image has no texture (blank or flat): one segment. "
+                if blank
+                else "The descriptors do not vary over the image: one segment. "
+            )
         elif n_clusters is not None:
             k, chosen_by = int(n_clusters), "user"
         else:
-            k, k_scores = choose_k(Z, k_range, method=k_method, n_init=min(n_init, 3),
-                                   seed=seed)
+            k, k_scores = choose_k(Z, k_range, method=k_method, n_init=min(n_init, 3), seed=seed)
             chosen_by = k_method
             scores["k_scores"] = k_scores
         centres, grid_lab, inertia = kmeans(Z, k, n_init=n_init, seed=seed)
@@ -341,13 +401,15 @@ def _segment(image: Any, *, descriptor: Any, n_clusters: int | None, stride: int
     scores["explained_variance_ratio"] = [float(v) for v in model.pca.explained_variance_ratio]
     if model.n_clusters > 1 and len(np.unique(grid_lab)) > 1 and Z.shape[1]:
         n = len(Z)
-        idx = np.sort(np.random.default_rng(seed).choice(n, size=min(SCORE_SAMPLE, n),
-                                                          replace=False))
+        idx = np.sort(
+            np.random.default_rng(seed).choice(n, size=min(SCORE_SAMPLE, n), replace=False)
+        )
         if len(np.unique(grid_lab[idx])) > 1:
             scores["silhouette"] = silhouette(Z[idx], grid_lab[idx])
         if separability:
             scores["fisher_separability"] = summarize_separability(
-                X[idx], Z[idx], grid_lab[idx], names_all)
+                X[idx], Z[idx], grid_lab[idx], names_all
+            )
     timings["clustering"] = time.perf_counter() - t0
 
     # -- upsampling ------------------------------------------------------------------------
@@ -356,21 +418,38 @@ def _segment(image: Any, *, descriptor: Any, n_clusters: int | None, stride: int
     labels = upsample_labels(grid, dist, method=upsample)
     timings["upsampling"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    run_settings = {**settings.to_dict(), **size_info, "n_components": n_components,
-                    "n_init": n_init, "k_range": list(k_range), "k_method": k_method,
-                    "upsample": upsample, "seed": seed, "n_threads": threads,
-                    "device": None if dev is None else str(dev)}
+    run_settings = {
+        **settings.to_dict(),
+        **size_info,
+        "n_components": n_components,
+        "n_init": n_init,
+        "k_range": list(k_range),
+        "k_method": k_method,
+        "upsample": upsample,
+        "seed": seed,
+        "n_threads": threads,
+        "device": None if dev is None else str(dev),
+    }
     return Segmentation(
-        labels=labels, image=mg, model=model,
+        labels=labels,
+        image=mg,
+        model=model,
         grid_labels=grid_lab.reshape(grid.ny, grid.nx).astype(np.int32),
-        centres_y=grid.ys.copy(), centres_x=grid.xs.copy(), features=X,
-        feature_names=names_all, pca_features=Z, scores=scores, settings=run_settings,
-        timings=timings, message=message.strip(),
+        centres_y=grid.ys.copy(),
+        centres_x=grid.xs.copy(),
+        features=X,
+        feature_names=names_all,
+        pca_features=Z,
+        scores=scores,
+        settings=run_settings,
+        timings=timings,
+        message=message.strip(),
     )
 
 
-def _check_model_args(settings: DescriptorSettings, descriptor: Any, stride: int, window: Any,
-                      patch: Any) -> None:
+def _check_model_args(
+    settings: DescriptorSettings, descriptor: Any, stride: int, window: Any, patch: Any
+) -> None:
     """A reused model fixes the descriptor settings; arguments that contradict it are errors
     (the defaults are accepted)."""
     problems = []
@@ -387,4 +466,3 @@ def _check_model_args(settings: DescriptorSettings, descriptor: Any, stride: int
             "A reused model fixes the descriptor settings; these arguments contradict it: "
             + "; ".join(problems)
         )
-

@@ -67,8 +67,9 @@ class PolarGeometry:
         return int(math.ceil(self.radius)) + 1
 
 
-def _score_matrices(geom: PolarGeometry, rotations: tuple[float, ...],
-                    mirrors: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _score_matrices(
+    geom: PolarGeometry, rotations: tuple[float, ...], mirrors: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Real matrices turning (P, Re S, Im S) spectra (K frequencies) into Σ f·Of per ring sum.
 
     Returns M_P (n_rot + 1, K) — the first row is lag 0 (Σ f²) — and M_re, M_im (n_mir, K).
@@ -98,8 +99,9 @@ def _dft_matrices(geom: PolarGeometry) -> np.ndarray:
     return (np.sqrt(geom.weights)[:, None, None] * d[None]).astype(np.float32)
 
 
-def _spectra_numpy(x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: int = 32,
-                   n_threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _spectra_numpy(
+    x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: int = 32, n_threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Radius-weighted ring spectra at every centre: P = Σ_r w_r |F_r|², S = Σ_r w_r F_r², and
     the weighted DC Σ_r w_r F_r(0). Shapes (K, ny, nx) (S complex)."""
     s = grid.stride
@@ -127,8 +129,8 @@ def _spectra_numpy(x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: i
         ra = int(grid.ys[i0]) - rm
         hs = -(-((nb - 1) * s + 2 * rm + 3) // s) * s
         strip = np.zeros((hs, ws + 1), np.float32)
-        rows = x[max(ra, 0): min(ra + hs, h)]
-        strip[max(-ra, 0): max(-ra, 0) + len(rows), :w] = rows
+        rows = x[max(ra, 0) : min(ra + hs, h)]
+        strip[max(-ra, 0) : max(-ra, 0) + len(rows), :w] = rows
         f = np.empty((n_r * n_t, nb, nx), np.float32)
         tmp = np.empty((nb, nx), np.float32)
         q_cur = -1
@@ -137,14 +139,17 @@ def _spectra_numpy(x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: i
             q = int(qx[o])
             if q != q_cur:
                 t = np.float32(q / Q)
-                shifted = strip[:, :ws] * (1 - t) + strip[:, 1: ws + 1] * t if q else strip[:, :ws]
+                shifted = strip[:, :ws] * (1 - t) + strip[:, 1 : ws + 1] * t if q else strip[:, :ws]
                 # residue classes: sub[a, b, i, j] = shifted[i·s + a, j·s + b]
                 sub = np.ascontiguousarray(
-                    shifted.reshape(hs // s, s, ws // s, s).transpose(1, 3, 0, 2))
+                    shifted.reshape(hs // s, s, ws // s, s).transpose(1, 3, 0, 2)
+                )
                 q_cur = q
             y0, x0 = int(iy[o]), int(ix[o])
-            a = sub[y0 % s, x0 % s, y0 // s: y0 // s + nb, x0 // s: x0 // s + nx]
-            b = sub[(y0 + 1) % s, x0 % s, (y0 + 1) // s: (y0 + 1) // s + nb, x0 // s: x0 // s + nx]
+            a = sub[y0 % s, x0 % s, y0 // s : y0 // s + nb, x0 // s : x0 // s + nx]
+            b = sub[
+                (y0 + 1) % s, x0 % s, (y0 + 1) // s : (y0 + 1) // s + nb, x0 // s : x0 // s + nx
+            ]
             np.subtract(b, a, out=tmp)
             tmp *= fy[o]
             np.add(tmp, a, out=f[o])
@@ -153,9 +158,9 @@ def _spectra_numpy(x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: i
         rr = np.einsum("rkm,rkm->km", re, re)
         ii = np.einsum("rkm,rkm->km", im, im)
         ri = np.einsum("rkm,rkm->km", re, im)
-        P[:, i0: i0 + nb] = (rr + ii).reshape(K, nb, nx)
-        S[:, i0: i0 + nb] = (rr - ii + 2j * ri).reshape(K, nb, nx)
-        D[i0: i0 + nb] = (sqw @ re[:, 0]).reshape(nb, nx)
+        P[:, i0 : i0 + nb] = (rr + ii).reshape(K, nb, nx)
+        S[:, i0 : i0 + nb] = (rr - ii + 2j * ri).reshape(K, nb, nx)
+        D[i0 : i0 + nb] = (sqw @ re[:, 0]).reshape(nb, nx)
 
     from ._parallel import run_blocks
 
@@ -163,8 +168,9 @@ def _spectra_numpy(x: np.ndarray, grid: Grid, geom: PolarGeometry, block_rows: i
     return P, S, D
 
 
-def _spectra_torch(x: np.ndarray, grid: Grid, geom: PolarGeometry, device: Any,
-                   block_rows: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _spectra_torch(
+    x: np.ndarray, grid: Grid, geom: PolarGeometry, device: Any, block_rows: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """As :func:`_spectra_numpy`, with ``grid_sample`` at the same (x-rounded) positions."""
     import torch
     import torch.nn.functional as F_
@@ -175,31 +181,47 @@ def _spectra_torch(x: np.ndarray, grid: Grid, geom: PolarGeometry, device: Any,
     Q = X_QUANT
     img = torch.as_tensor(x, dtype=torch.float32, device=device)[None, None]
     wts = torch.as_tensor(geom.weights, dtype=torch.float32, device=device)
-    xs = torch.as_tensor(np.rint((grid.xs[:, None] + dx[None]) * Q) / Q, dtype=torch.float32,
-                         device=device)  # (nx, O)
+    xs = torch.as_tensor(
+        np.rint((grid.xs[:, None] + dx[None]) * Q) / Q, dtype=torch.float32, device=device
+    )  # (nx, O)
     dyt = torch.as_tensor(dy, dtype=torch.float32, device=device)
     Ps, Ss, Ds = [], [], []
     for i0 in range(0, grid.ny, block_rows):
-        yc = torch.as_tensor(grid.ys[i0: i0 + block_rows], dtype=torch.float32, device=device)
+        yc = torch.as_tensor(grid.ys[i0 : i0 + block_rows], dtype=torch.float32, device=device)
         nb = len(yc)
         yy = (yc[:, None, None] + dyt[None, None]).expand(nb, grid.nx, -1)
         xx = xs[None].expand(nb, -1, -1)
         # align_corners=True: -1 and 1 are the centres of the first and last pixels
         g = torch.stack([xx * (2 / (w - 1)) - 1, yy * (2 / (h - 1)) - 1], dim=-1)
-        f = F_.grid_sample(img, g.reshape(1, nb * grid.nx, -1, 2),
-                           mode="bilinear", padding_mode="border", align_corners=True)
+        f = F_.grid_sample(
+            img,
+            g.reshape(1, nb * grid.nx, -1, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )
         f = f.reshape(nb, grid.nx, n_r, n_t)
         Fr = torch.fft.rfft(f, dim=-1)  # (nb, nx, n_r, K)
-        Ps.append(torch.einsum("abrk,r->kab", Fr.real ** 2 + Fr.imag ** 2, wts))
+        Ps.append(torch.einsum("abrk,r->kab", Fr.real**2 + Fr.imag**2, wts))
         Ss.append(torch.einsum("abrk,r->kab", Fr * Fr, wts.to(Fr.dtype)))
         Ds.append(torch.einsum("abr,r->ab", Fr[..., 0].real, wts))
-    return (torch.cat(Ps, 1).cpu().numpy(), torch.cat(Ss, 1).cpu().numpy(),
-            torch.cat(Ds, 0).cpu().numpy())
+    return (
+        torch.cat(Ps, 1).cpu().numpy(),
+        torch.cat(Ss, 1).cpu().numpy(),
+        torch.cat(Ds, 0).cpu().numpy(),
+    )
 
 
-def polar_scores(x: np.ndarray, grid: Grid, geom: PolarGeometry, *,
-                 rotations: tuple[float, ...] = (), mirrors: tuple[float, ...] = (),
-                 device: Any = None, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def polar_scores(
+    x: np.ndarray,
+    grid: Grid,
+    geom: PolarGeometry,
+    *,
+    rotations: tuple[float, ...] = (),
+    mirrors: tuple[float, ...] = (),
+    device: Any = None,
+    n_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pearson correlation of each circular patch with its rotated / reflected copy.
 
     Parameters

@@ -23,9 +23,17 @@ def kept_ranks(k: int, n_keep: int | None) -> np.ndarray:
     return np.unique(np.rint(np.linspace(0, k - 1, n_keep)).astype(np.int64))
 
 
-def top_k_pool(maps: np.ndarray, half: int, k: int, *, rows: np.ndarray | None = None,
-               cols: np.ndarray | None = None, n_keep: int | None = None, device: Any = None,
-               n_threads: int = 1) -> np.ndarray:
+def top_k_pool(
+    maps: np.ndarray,
+    half: int,
+    k: int,
+    *,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    n_keep: int | None = None,
+    device: Any = None,
+    n_threads: int = 1,
+) -> np.ndarray:
     """The ``k`` largest values of each channel in (2·half+1)² windows.
 
     Parameters
@@ -76,10 +84,10 @@ def top_k_pool(maps: np.ndarray, half: int, k: int, *, rows: np.ndarray | None =
     def channel(ch: int) -> None:
         view = sliding_window_view(maps[ch], (size, size))  # no copy
         for r0 in range(0, oy, chunk):
-            block = view[rows[r0: r0 + chunk]][:, cols].reshape(-1, ox, size * size)
+            block = view[rows[r0 : r0 + chunk]][:, cols].reshape(-1, ox, size * size)
             part = np.partition(block, size * size - k, axis=-1)[..., -k:]
             part.sort(axis=-1)
-            out[r0: r0 + chunk, :, ch] = part[..., ::-1][..., keep]
+            out[r0 : r0 + chunk, :, ch] = part[..., ::-1][..., keep]
 
     from ._parallel import run_blocks
 

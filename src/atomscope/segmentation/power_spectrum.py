@@ -34,9 +34,15 @@ def _hann(P: int) -> np.ndarray:
     return np.outer(h, h).astype(np.float32)
 
 
-def power_spectrum_features(x: np.ndarray, grid: Grid, *, patch: int, device: Any = None,
-                            block_rows: int = 8, n_threads: int = 1,
-                            ) -> tuple[np.ndarray, list[str]]:
+def power_spectrum_features(
+    x: np.ndarray,
+    grid: Grid,
+    *,
+    patch: int,
+    device: Any = None,
+    block_rows: int = 8,
+    n_threads: int = 1,
+) -> tuple[np.ndarray, list[str]]:
     """Log normalised power spectra at the grid centres.
 
     Parameters
@@ -79,6 +85,7 @@ def power_spectrum_features(x: np.ndarray, grid: Grid, *, patch: int, device: An
         if b > 1:
             pw = pw.reshape(pw.shape[:-2] + (nky, b, nkx, b)).sum(-1).sum(-2)
         return pw.reshape(pw.shape[:-2] + (nk,))
+
     view = sliding_window_view(x, (P, P))
     yi, xi = grid.ys - p, grid.xs - p
     torch_mod = None
@@ -86,34 +93,35 @@ def power_spectrum_features(x: np.ndarray, grid: Grid, *, patch: int, device: An
         import torch as torch_mod
 
         hann_t = torch_mod.as_tensor(hann, device=device)
+
     def block(i0: int) -> None:
-        patches = view[yi[i0: i0 + block_rows]][:, xi]  # (nb, nx, P, P) copy
+        patches = view[yi[i0 : i0 + block_rows]][:, xi]  # (nb, nx, P, P) copy
         if torch_mod is not None:
             t = torch_mod.as_tensor(patches, device=device)
             mean = (t * hann_t).sum((-2, -1), keepdim=True) / hsum
             win = (t - mean) * hann_t
             ok = ((win * win).sum((-2, -1)) > flat)[..., None]
             F = torch_mod.fft.rfft2(win, s=(L, L))
-            power = binned(F.real ** 2 + F.imag ** 2)
+            power = binned(F.real**2 + F.imag**2)
             total = power.sum(-1, keepdim=True)
-            norm = torch_mod.where(ok, power / total.clamp_min(1e-30),
-                                   torch_mod.zeros_like(power))
-            feats[i0: i0 + block_rows] = torch_mod.log10(norm + EPS).cpu().numpy()
+            norm = torch_mod.where(ok, power / total.clamp_min(1e-30), torch_mod.zeros_like(power))
+            feats[i0 : i0 + block_rows] = torch_mod.log10(norm + EPS).cpu().numpy()
             return
         mean = np.einsum("abij,ij->ab", patches, hann)[..., None, None] / hsum
         win = (patches - mean) * hann
         ok = (np.einsum("abij,abij->ab", win, win) > flat)[..., None]
         F = sfft.rfft2(win, s=(L, L))
-        power = binned(F.real ** 2 + F.imag ** 2)
+        power = binned(F.real**2 + F.imag**2)
         total = power.sum(-1, keepdims=True)
         norm = np.divide(power, total, out=np.zeros_like(power), where=ok & (total > 0))
-        feats[i0: i0 + block_rows] = np.log10(norm + EPS)
+        feats[i0 : i0 + block_rows] = np.log10(norm + EPS)
 
     from ._parallel import run_blocks
 
     run_blocks(block, range(0, ny, block_rows), 1 if device is not None else n_threads)
-    ky = np.fft.fftfreq(L, 1.0 / L).astype(int)[: nky * b: b]
+    ky = np.fft.fftfreq(L, 1.0 / L).astype(int)[: nky * b : b]
     kx = np.arange(0, nkx * b, b)
-    names = [f"power (ky {a:+d}, kx {c:d})" + (f" (+{b - 1})" if b > 1 else "")
-             for a in ky for c in kx]
+    names = [
+        f"power (ky {a:+d}, kx {c:d})" + (f" (+{b - 1})" if b > 1 else "") for a in ky for c in kx
+    ]
     return feats, names

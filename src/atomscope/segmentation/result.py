@@ -23,8 +23,18 @@ if TYPE_CHECKING:
 __all__ = ["Segmentation", "SegmentationModel", "SEGMENT_COLOURS"]
 
 #: segment colours (label 0 first), colour-blind-friendly
-SEGMENT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                   "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+SEGMENT_COLOURS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+]
 
 
 @dataclass
@@ -82,7 +92,9 @@ class SegmentationModel:
                     fh,
                     settings=np.array(json.dumps(self.settings.to_dict())),
                     feature_names=np.array(json.dumps(self.feature_names)),
-                    scale=self.pca.scale, mean=self.pca.mean, components=self.pca.components,
+                    scale=self.pca.scale,
+                    mean=self.pca.mean,
+                    components=self.pca.components,
                     explained_variance=self.pca.explained_variance,
                     explained_variance_ratio=self.pca.explained_variance_ratio,
                     centres=self.centres,
@@ -100,8 +112,13 @@ class SegmentationModel:
         try:
             with np.load(path, allow_pickle=False) as z:
                 settings = DescriptorSettings.from_dict(json.loads(str(z["settings"])))
-                pca = FittedPCA(z["scale"], z["mean"], z["components"], z["explained_variance"],
-                                z["explained_variance_ratio"])
+                pca = FittedPCA(
+                    z["scale"],
+                    z["mean"],
+                    z["components"],
+                    z["explained_variance"],
+                    z["explained_variance_ratio"],
+                )
                 return cls(settings, pca, z["centres"], json.loads(str(z["feature_names"])))
         except (KeyError, ValueError, OSError) as exc:
             raise FileFormatError(f"{path} is not a segmentation model: {exc}") from exc
@@ -181,14 +198,16 @@ class Segmentation:
         yy, xx = np.indices(lab.shape)
         sx = np.bincount(lab.ravel(), weights=xx.ravel(), minlength=k)
         sy = np.bincount(lab.ravel(), weights=yy.ravel(), minlength=k)
-        si = np.bincount(lab.ravel(), weights=self.image.data.ravel().astype(np.float64),
-                         minlength=k)
+        si = np.bincount(
+            lab.ravel(), weights=self.image.data.ravel().astype(np.float64), minlength=k
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             rows: dict[str, Any] = {
                 "label": np.arange(k),
                 "pixels": counts,
                 "area_fraction": counts / lab.size,
-                "x": sx / counts, "y": sy / counts,
+                "x": sx / counts,
+                "y": sy / counts,
                 "mean_intensity": si / counts,
                 "grid_points": np.bincount(self.grid_labels.ravel(), minlength=k),
             }
@@ -197,8 +216,18 @@ class Segmentation:
             rows["area_nm2"] = counts * ps[0] * ps[1]
             rows["x_nm"] = rows["x"] * ps[1]
             rows["y_nm"] = rows["y"] * ps[0]
-        cols = ["label", "pixels", "area_fraction", "area_nm2", "x", "y", "x_nm", "y_nm",
-                "mean_intensity", "grid_points"]
+        cols = [
+            "label",
+            "pixels",
+            "area_fraction",
+            "area_nm2",
+            "x",
+            "y",
+            "x_nm",
+            "y_nm",
+            "mean_intensity",
+            "grid_points",
+        ]
         return pd.DataFrame({c: rows[c] for c in cols if c in rows})
 
     def summary(self) -> dict[str, Any]:
@@ -209,17 +238,27 @@ class Segmentation:
             "scores": self.scores,
             "settings": self.settings,
             "model": self.model.summary(),
-            "grid": {"ny": int(len(self.centres_y)), "nx": int(len(self.centres_x)),
-                     "first_centre_yx_px": [int(self.centres_y[0]), int(self.centres_x[0])],
-                     "stride_px": self.model.settings.stride},
+            "grid": {
+                "ny": int(len(self.centres_y)),
+                "nx": int(len(self.centres_x)),
+                "first_centre_yx_px": [int(self.centres_y[0]), int(self.centres_x[0])],
+                "stride_px": self.model.settings.stride,
+            },
             "timings_s": self.timings,
             "image": self.image.summary(),
             "message": self.message,
         }
 
     # -- drawing ---------------------------------------------------------------------------
-    def plot(self, ax: Any = None, *, alpha: float = 0.35, legend: bool = True,
-             boundaries: bool = True, title: str | None = None) -> Any:
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        alpha: float = 0.35,
+        legend: bool = True,
+        boundaries: bool = True,
+        title: str | None = None,
+    ) -> Any:
         """Labels over the image (translucent colours, boundaries as thin lines), a legend
         with each segment's area fraction, and a scale bar when calibrated."""
         import matplotlib.pyplot as plt
@@ -245,8 +284,15 @@ class Segmentation:
         ax.set_ylim(h - 0.5, -0.5)
         if legend:
             frac = np.bincount(self.labels.ravel(), minlength=k) / self.labels.size
-            handles = [Patch(facecolor=colours[i], edgecolor="black", lw=0.5,
-                             label=f"segment {i} ({100 * frac[i]:.1f} %)") for i in range(k)]
+            handles = [
+                Patch(
+                    facecolor=colours[i],
+                    edgecolor="black",
+                    lw=0.5,
+                    label=f"segment {i} ({100 * frac[i]:.1f} %)",
+                )
+                for i in range(k)
+            ]
             ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.75)
         return ax
 
@@ -261,9 +307,9 @@ class Segmentation:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
-        paths["labels.tif"] = write_imagej_tiff(out / "labels.tif",
-                                                self.labels.astype(np.uint16),
-                                                self.image.pixel_size)
+        paths["labels.tif"] = write_imagej_tiff(
+            out / "labels.tif", self.labels.astype(np.uint16), self.image.pixel_size
+        )
         with atomic_path(out / "labels.npy") as tmp:
             np.save(tmp, self.labels.astype(np.int32))
         paths["labels.npy"] = out / "labels.npy"

@@ -54,7 +54,7 @@ def sliding_block_sums(V: Any, q: int, n_out: int, axis: int) -> Any:
     by binary doubling (about log2(q) vectorised additions, no prefix-sum cancellation)."""
 
     def take(a: Any, start: int, n: int) -> Any:
-        return a[start: start + n] if axis == 0 else a[:, start: start + n]
+        return a[start : start + n] if axis == 0 else a[:, start : start + n]
 
     out = None
     offset = 0
@@ -83,7 +83,7 @@ def window_sums_axis0(X: Any, n_out: int, P: int, s: int) -> Any:
         V = X[: nb * s].reshape((nb, s) + tuple(X.shape[1:])).sum(1)
         out = sliding_block_sums(V, q, n_out, 0)
     for j in range(r):
-        part = X[q * s + j: q * s + j + (n_out - 1) * s + 1: s]
+        part = X[q * s + j : q * s + j + (n_out - 1) * s + 1 : s]
         out = part if out is None else out + part
     return out
 
@@ -95,12 +95,12 @@ def window_sums_axis1(X: Any, n_out: int, P: int, s: int) -> Any:
     out = None
     if q:
         nb = n_out - 1 + q
-        V = X[:, 0: (nb - 1) * s + 1: s]
+        V = X[:, 0 : (nb - 1) * s + 1 : s]
         for j in range(1, s):
-            V = V + X[:, j: j + (nb - 1) * s + 1: s]
+            V = V + X[:, j : j + (nb - 1) * s + 1 : s]
         out = sliding_block_sums(V, q, n_out, 1)
     for j in range(r):
-        part = X[:, q * s + j: q * s + j + (n_out - 1) * s + 1: s]
+        part = X[:, q * s + j : q * s + j + (n_out - 1) * s + 1 : s]
         out = part if out is None else out + part
     return out
 
@@ -116,8 +116,7 @@ def product_window_sums(ops: Ops, A: Any, B: Any, ny: int, nx: int, P: int, s: i
     out = None
     if q:
         nb = ny - 1 + q
-        V = ops.einsum("bsw,bsw->bw", A[: nb * s].reshape(nb, s, w),
-                       B[: nb * s].reshape(nb, s, w))
+        V = ops.einsum("bsw,bsw->bw", A[: nb * s].reshape(nb, s, w), B[: nb * s].reshape(nb, s, w))
         out = sliding_block_sums(window_sums_axis1(V, nx, P, s), q, ny, 0)
     for j in range(r):
         lo, hi = q * s + j, q * s + j + (ny - 1) * s + 1
@@ -176,13 +175,13 @@ def translation_features(
 
     def at(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
         y0, x0 = grid.ys[0] + dy - p, grid.xs[0] + dx - p
-        return a[y0: y0 + (ny - 1) * s + 1: s, x0: x0 + (nx - 1) * s + 1: s]
+        return a[y0 : y0 + (ny - 1) * s + 1 : s, x0 : x0 + (nx - 1) * s + 1 : s]
 
     ops = Ops(device)
     xt = ops.asarray(x)
     r0, c0 = int(grid.ys[0] - p), int(grid.xs[0] - p)
     L, Wc = (ny - 1) * s + P, (nx - 1) * s + P
-    A = xt[r0: r0 + L, c0: c0 + Wc]
+    A = xt[r0 : r0 + L, c0 : c0 + Wc]
     # Pearson correlation = (Σab − Σa·Σb/n) / sqrt(var_a·var_b); 1/sqrt(var) is 0 for flat
     # patches, which sets their correlation to 0
     mean = s1 / n_px
@@ -192,7 +191,7 @@ def translation_features(
 
     def one(k: int) -> None:
         dy, dx = (int(v) for v in shifts[k])
-        B = xt[r0 + dy: r0 + dy + L, c0 + dx: c0 + dx + Wc]
+        B = xt[r0 + dy : r0 + dy + L, c0 + dx : c0 + dx + Wc]
         sab = ops.to_numpy(product_window_sums(ops, A, B, ny, nx, P, s))
         feats[k] = (sab - s1a * at(mean, dy, dx)) * (isa * at(inv_sd, dy, dx))
 

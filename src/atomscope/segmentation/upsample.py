@@ -33,8 +33,12 @@ def _axis_weights(coords: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, n
     return i0, i0 + 1, t - i0
 
 
-def upsample_labels(grid: Grid, distances: np.ndarray, *, method: str = "linear",
-                    ) -> np.ndarray:
+def upsample_labels(
+    grid: Grid,
+    distances: np.ndarray,
+    *,
+    method: str = "linear",
+) -> np.ndarray:
     """Full-resolution labels.
 
     Parameters

@@ -68,17 +68,33 @@ class ColumnSet:
     @classmethod
     def empty(cls, elements: Sequence[str] = ()) -> ColumnSet:
         n = 0
-        return cls(np.zeros((n, 2)), tuple(elements), np.zeros((n, len(elements))),
-                   np.zeros(n, dtype=object), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                   np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool),
-                   np.zeros(n), None)
+        return cls(
+            np.zeros((n, 2)),
+            tuple(elements),
+            np.zeros((n, len(elements))),
+            np.zeros(n, dtype=object),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(n, bool),
+            np.zeros(n),
+            None,
+        )
 
     def select(self, mask: np.ndarray) -> ColumnSet:
         """The columns where ``mask`` (bool or index array) selects."""
         return ColumnSet(
-            self.xy[mask], self.elements, self.counts[mask], self.species[mask],
-            self.sublattice[mask], self.site[mask], self.grain[mask], self.phase[mask],
-            self.amorphous[mask], None if self.weight is None else self.weight[mask],
+            self.xy[mask],
+            self.elements,
+            self.counts[mask],
+            self.species[mask],
+            self.sublattice[mask],
+            self.site[mask],
+            self.grain[mask],
+            self.phase[mask],
+            self.amorphous[mask],
+            None if self.weight is None else self.weight[mask],
             None if self.blur is None else self.blur[mask],
             {k: v[mask] for k, v in self.extra.items()},
         )
@@ -113,17 +129,32 @@ class ColumnSet:
         weight = None if any(s.weight is None for s in sets) else cat("weight")
         blur = None
         if any(s.blur is not None for s in sets):
-            blur = np.concatenate([s.blur if s.blur is not None else np.zeros(len(s))
-                                   for s in sets])
+            blur = np.concatenate(
+                [s.blur if s.blur is not None else np.zeros(len(s)) for s in sets]
+            )
         keys = sorted({k for s in sets for k in s.extra})
-        extra = {k: np.concatenate([s.extra.get(k, np.zeros(len(s))) for s in sets])
-                 for k in keys}
-        return ColumnSet(cat("xy"), tuple(els), cat("counts"), cat("species"),
-                         cat("sublattice"), cat("site"), cat("grain"), cat("phase"),
-                         cat("amorphous"), weight, blur, extra)
+        extra = {k: np.concatenate([s.extra.get(k, np.zeros(len(s))) for s in sets]) for k in keys}
+        return ColumnSet(
+            cat("xy"),
+            tuple(els),
+            cat("counts"),
+            cat("species"),
+            cat("sublattice"),
+            cat("site"),
+            cat("grain"),
+            cat("phase"),
+            cat("amorphous"),
+            weight,
+            blur,
+            extra,
+        )
 
-    def with_weights(self, exponent: float = 1.7, weights: dict[str, float] | None = None,
-                     debye_waller: float | dict[str, float] | None = None) -> ColumnSet:
+    def with_weights(
+        self,
+        exponent: float = 1.7,
+        weights: dict[str, float] | None = None,
+        debye_waller: float | dict[str, float] | None = None,
+    ) -> ColumnSet:
         """Compute ``weight`` (Σ counts × Z^exponent or ``weights[el]``) and the thermal blur.
 
         ``debye_waller``: isotropic B factor in Å² (one value or per element); the projected
@@ -148,10 +179,19 @@ class ColumnSet:
         return replace(self, weight=weight, blur=blur)
 
 
-def tile(projection: Projection, shape: tuple[int, int], pixel_size: float, *,
-         rotation: float = 0.0, origin: tuple[float, float] | None = None,
-         shift: tuple[float, float] = (0.0, 0.0), margin: float = 0.0,
-         thickness: float = 1.0, grain: int = 1, phase: int = 1) -> ColumnSet:
+def tile(
+    projection: Projection,
+    shape: tuple[int, int],
+    pixel_size: float,
+    *,
+    rotation: float = 0.0,
+    origin: tuple[float, float] | None = None,
+    shift: tuple[float, float] = (0.0, 0.0),
+    margin: float = 0.0,
+    thickness: float = 1.0,
+    grain: int = 1,
+    phase: int = 1,
+) -> ColumnSet:
     """Tile the projected cell over an image field.
 
     Parameters
@@ -186,26 +226,36 @@ def tile(projection: Projection, shape: tuple[int, int], pixel_size: float, *,
         raise ParameterError(f"pixel_size must be a positive length in nm, got {pixel_size!r}")
     if not (math.isfinite(thickness) and thickness > 0):
         raise ParameterError(f"thickness must be a positive number of repeats, got {thickness!r}")
-    ox, oy = ((w - 1) / 2.0, (h - 1) / 2.0) if origin is None else (float(origin[0]),
-                                                                      float(origin[1]))
+    ox, oy = (
+        ((w - 1) / 2.0, (h - 1) / 2.0) if origin is None else (float(origin[0]), float(origin[1]))
+    )
     ox += float(shift[0])
     oy += float(shift[1])
     rot = rotation_matrix(rotation)
     # lattice vectors in px, rotated
     lat = projection.lattice @ rot / pixel_size
     sites = projection.sites @ rot / pixel_size
-    corners = np.array([[-margin, -margin], [w - 1 + margin, -margin],
-                        [-margin, h - 1 + margin], [w - 1 + margin, h - 1 + margin]])
+    corners = np.array(
+        [
+            [-margin, -margin],
+            [w - 1 + margin, -margin],
+            [-margin, h - 1 + margin],
+            [w - 1 + margin, h - 1 + margin],
+        ]
+    )
     frac = (corners - [ox, oy]) @ np.linalg.inv(lat)
     lo = np.floor(frac.min(axis=0)).astype(int) - 1
     hi = np.ceil(frac.max(axis=0)).astype(int) + 1
-    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1),
-                         indexing="ij")
+    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
     cells = np.stack([ii.ravel(), jj.ravel()], axis=1) @ lat + [ox, oy]
     pos = (cells[:, None, :] + sites[None, :, :]).reshape(-1, 2)
     site = np.tile(np.arange(projection.n_sites), len(cells))
-    keep = ((pos[:, 0] >= -margin) & (pos[:, 0] <= w - 1 + margin)
-            & (pos[:, 1] >= -margin) & (pos[:, 1] <= h - 1 + margin))
+    keep = (
+        (pos[:, 0] >= -margin)
+        & (pos[:, 0] <= w - 1 + margin)
+        & (pos[:, 1] >= -margin)
+        & (pos[:, 1] <= h - 1 + margin)
+    )
     pos, site = pos[keep], site[keep]
     n = len(pos)
     species = np.asarray(projection.species, dtype=object)
@@ -228,6 +278,16 @@ def columns_from_arrays(xy: Any, weights: Any, *, species: Any = None) -> Column
     w = np.broadcast_to(np.asarray(weights, dtype=np.float64), (len(xy),)).copy()
     n = len(xy)
     sp = np.full(n, "X", dtype=object) if species is None else np.asarray(species, dtype=object)
-    return ColumnSet(xy, (), np.zeros((n, 0)), sp, np.zeros(n, np.int64),
-                     np.zeros(n, np.int64), np.ones(n, np.int64), np.ones(n, np.int64),
-                     np.zeros(n, bool), w, None)
+    return ColumnSet(
+        xy,
+        (),
+        np.zeros((n, 0)),
+        sp,
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.ones(n, np.int64),
+        np.ones(n, np.int64),
+        np.zeros(n, bool),
+        w,
+        None,
+    )

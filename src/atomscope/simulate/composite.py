@@ -25,8 +25,14 @@ from .projection import format_zone, project
 from .result import SimulationResult
 from .structures import StructureSpec, load_structure
 
-__all__ = ["apply_point_defects", "simulate_bicrystal", "simulate_amorphous_patches",
-           "boundary_side", "patch_mask", "structure_label"]
+__all__ = [
+    "apply_point_defects",
+    "simulate_bicrystal",
+    "simulate_amorphous_patches",
+    "boundary_side",
+    "patch_mask",
+    "structure_label",
+]
 
 
 def structure_label(structure: StructureSpec) -> str:
@@ -44,9 +50,13 @@ def structure_label(structure: StructureSpec) -> str:
     return atoms.get_chemical_formula(mode="metal", empirical=True)
 
 
-def apply_point_defects(columns: ColumnSet, *, vacancies: float | Mapping[str, float] | None = None,
-                        substitutions: Mapping[str, Any] | None = None,
-                        rng: np.random.Generator) -> ColumnSet:
+def apply_point_defects(
+    columns: ColumnSet,
+    *,
+    vacancies: float | Mapping[str, float] | None = None,
+    substitutions: Mapping[str, Any] | None = None,
+    rng: np.random.Generator,
+) -> ColumnSet:
     """Remove and replace atoms inside columns at random (per atom, independently).
 
     Parameters
@@ -126,14 +136,34 @@ def apply_point_defects(columns: ColumnSet, *, vacancies: float | Mapping[str, f
     extra = dict(cols.extra)
     extra["n_vacancies"] = n_vac
     extra["n_substitutions"] = n_sub
-    out = ColumnSet(cols.xy, cols.elements, counts.astype(np.float64), species, cols.sublattice,
-                    cols.site, cols.grain, cols.phase, cols.amorphous, None, None, extra)
+    out = ColumnSet(
+        cols.xy,
+        cols.elements,
+        counts.astype(np.float64),
+        species,
+        cols.sublattice,
+        cols.site,
+        cols.grain,
+        cols.phase,
+        cols.amorphous,
+        None,
+        None,
+        extra,
+    )
     return out
 
 
-def boundary_side(x: np.ndarray, y: np.ndarray, *, shape: tuple[int, int], angle: float,
-                  offset: float, kind: str = "straight", step_height: float = 0.0,
-                  step_period: float = 0.0) -> np.ndarray:
+def boundary_side(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    angle: float,
+    offset: float,
+    kind: str = "straight",
+    step_height: float = 0.0,
+    step_period: float = 0.0,
+) -> np.ndarray:
     """Signed distance-like value: < 0 on grain 1's side of the boundary, ≥ 0 on grain 2's.
 
     Parameters (px and degrees): the boundary passes ``offset`` px from the image centre along
@@ -235,10 +265,23 @@ def simulate_bicrystal(
     margin = render_margin(opts, ps, shape)
     kw = dict(shape=shape, pixel_size=ps, margin=margin)
     c1 = tile(p1, rotation=rotation, thickness=thickness, grain=1, phase=1, **kw)
-    c2 = tile(p2, rotation=rotation2, shift=shift2, grain=2, phase=1 if same else 2,
-              thickness=thickness if thickness2 is None else thickness2, **kw)
-    bkw = dict(shape=shape, angle=boundary_angle, offset=boundary_offset / ps, kind=boundary,
-               step_height=step_height / ps, step_period=step_period / ps)
+    c2 = tile(
+        p2,
+        rotation=rotation2,
+        shift=shift2,
+        grain=2,
+        phase=1 if same else 2,
+        thickness=thickness if thickness2 is None else thickness2,
+        **kw,
+    )
+    bkw = dict(
+        shape=shape,
+        angle=boundary_angle,
+        offset=boundary_offset / ps,
+        kind=boundary,
+        step_height=step_height / ps,
+        step_period=step_period / ps,
+    )
     c1 = c1.select(boundary_side(c1.xy[:, 0], c1.xy[:, 1], **bkw) < 0)
     c2 = c2.select(boundary_side(c2.xy[:, 0], c2.xy[:, 1], **bkw) >= 0)
     if len(c1) and len(c2) and min_separation > 0:
@@ -257,35 +300,69 @@ def simulate_bicrystal(
     amorphous_mask = None
     if amorphous:
         cols, amorphous_mask = add_amorphous_patches(
-            cols, shape, amorphous, n_patches=amorphous_patches, mode=amorphous_mode,
-            displacement=0.06 / ps, packing_distance=0.22 / ps,
-            crystal_density=p1.n_sites / (p1.cell_area / ps**2), rng=rng)
+            cols,
+            shape,
+            amorphous,
+            n_patches=amorphous_patches,
+            mode=amorphous_mode,
+            displacement=0.06 / ps,
+            packing_distance=0.22 / ps,
+            crystal_density=p1.n_sites / (p1.cell_area / ps**2),
+            rng=rng,
+        )
         grain_mask = np.where(amorphous_mask, 0, grain_mask).astype(np.uint8)
     params = {
         "structure": structure_label(structure),
         "structure2": structure_label(structure2),
-        "zone": list(p1.zone), "zone2": list(p2.zone),
-        "zone_label": format_zone(p1.zone), "zone2_label": format_zone(p2.zone),
-        "period_nm": p1.period, "period2_nm": p2.period,
-        "thickness": thickness, "thickness2": thickness if thickness2 is None else thickness2,
-        "rotation_deg": rotation, "rotation2_deg": rotation2, "shift2_px": list(shift2),
-        "boundary": boundary, "boundary_angle_deg": boundary_angle,
-        "boundary_offset_nm": boundary_offset, "step_height_nm": step_height,
-        "step_period_nm": step_period, "min_separation_nm": min_separation,
-        "vacancies": vacancies, "substitutions": substitutions, "seed": seed_record(seed),
-        "max_repeat_nm": max_repeat, "same_phase": same,
-        "amorphous_fraction": amorphous, "amorphous_patches": amorphous_patches,
+        "zone": list(p1.zone),
+        "zone2": list(p2.zone),
+        "zone_label": format_zone(p1.zone),
+        "zone2_label": format_zone(p2.zone),
+        "period_nm": p1.period,
+        "period2_nm": p2.period,
+        "thickness": thickness,
+        "thickness2": thickness if thickness2 is None else thickness2,
+        "rotation_deg": rotation,
+        "rotation2_deg": rotation2,
+        "shift2_px": list(shift2),
+        "boundary": boundary,
+        "boundary_angle_deg": boundary_angle,
+        "boundary_offset_nm": boundary_offset,
+        "step_height_nm": step_height,
+        "step_period_nm": step_period,
+        "min_separation_nm": min_separation,
+        "vacancies": vacancies,
+        "substitutions": substitutions,
+        "seed": seed_record(seed),
+        "max_repeat_nm": max_repeat,
+        "same_phase": same,
+        "amorphous_fraction": amorphous,
+        "amorphous_patches": amorphous_patches,
         "amorphous_mode": amorphous_mode,
     }
     masks = {"grain": grain_mask, "phase": phase_mask.astype(np.uint8)}
     if amorphous_mask is not None:
         masks["amorphous"] = amorphous_mask.astype(np.uint8)
-    return form_image(cols, shape, ps, opts, rng, parameters=params, masks=masks,
-                      kind="bicrystal" if same else "two-phase")
+    return form_image(
+        cols,
+        shape,
+        ps,
+        opts,
+        rng,
+        parameters=params,
+        masks=masks,
+        kind="bicrystal" if same else "two-phase",
+    )
 
 
-def patch_mask(shape: tuple[int, int], fraction: float, *, n_patches: int = 3,
-               roughness: float = 0.3, rng: np.random.Generator) -> np.ndarray:
+def patch_mask(
+    shape: tuple[int, int],
+    fraction: float,
+    *,
+    n_patches: int = 3,
+    roughness: float = 0.3,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A boolean mask of smooth random blobs covering ``fraction`` of the image (to within a
     pixel): a sum of Gaussian bumps at ``n_patches`` random centres with radii ~ the size a
     patch needs, modulated by smooth noise of relative strength ``roughness``, thresholded at
@@ -306,16 +383,22 @@ def patch_mask(shape: tuple[int, int], fraction: float, *, n_patches: int = 3,
         field += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
     field /= field.max()
     if roughness > 0:
-        field += roughness * (smooth_background(shape, length=max(radius / 2, 2.0), rng=rng,
-                                                gradient=0.0) - 0.5)
+        field += roughness * (
+            smooth_background(shape, length=max(radius / 2, 2.0), rng=rng, gradient=0.0) - 0.5
+        )
     k = int(round(fraction * h * w))
     thresh = np.partition(field.ravel(), h * w - k)[h * w - k]
     return field >= thresh
 
 
-def _random_packing(mask_fn: Any, bounds: tuple[float, float, float, float], dmin: float,
-                    rng: np.random.Generator, existing: np.ndarray | None = None,
-                    max_rounds: int = 40) -> np.ndarray:
+def _random_packing(
+    mask_fn: Any,
+    bounds: tuple[float, float, float, float],
+    dmin: float,
+    rng: np.random.Generator,
+    existing: np.ndarray | None = None,
+    max_rounds: int = 40,
+) -> np.ndarray:
     """Random sequential addition of points at least ``dmin`` apart inside a region."""
     x0, x1, y0, y1 = bounds
     area = (x1 - x0) * (y1 - y0)
@@ -402,31 +485,57 @@ def simulate_amorphous_patches(
     rng = make_rng(seed)
     proj = project(structure, zone, max_repeat=max_repeat)
     margin = render_margin(opts, ps, shape)
-    cols = tile(proj, shape, ps, rotation=rotation, shift=shift, margin=margin,
-                thickness=thickness)
+    cols = tile(proj, shape, ps, rotation=rotation, shift=shift, margin=margin, thickness=thickness)
     cols = apply_point_defects(cols, vacancies=vacancies, substitutions=substitutions, rng=rng)
     crystal_density = proj.n_sites / (proj.cell_area / ps**2)  # columns per px²
     all_cols, mask = add_amorphous_patches(
-        cols, shape, fraction, n_patches=n_patches, mode=mode, displacement=displacement / ps,
-        packing_distance=packing_distance / ps, crystal_density=crystal_density, rng=rng)
+        cols,
+        shape,
+        fraction,
+        n_patches=n_patches,
+        mode=mode,
+        displacement=displacement / ps,
+        packing_distance=packing_distance / ps,
+        crystal_density=crystal_density,
+        rng=rng,
+    )
     params = {
-        "structure": structure_label(structure), "zone": list(proj.zone),
-        "zone_label": format_zone(proj.zone), "period_nm": proj.period,
-        "thickness": thickness, "rotation_deg": rotation, "shift_px": list(shift),
-        "fraction_requested": fraction, "fraction_actual": float(mask.mean()),
-        "n_patches": n_patches, "mode": mode, "displacement_nm": displacement,
-        "packing_distance_nm": packing_distance, "vacancies": vacancies,
-        "substitutions": substitutions, "seed": seed_record(seed), "max_repeat_nm": max_repeat,
+        "structure": structure_label(structure),
+        "zone": list(proj.zone),
+        "zone_label": format_zone(proj.zone),
+        "period_nm": proj.period,
+        "thickness": thickness,
+        "rotation_deg": rotation,
+        "shift_px": list(shift),
+        "fraction_requested": fraction,
+        "fraction_actual": float(mask.mean()),
+        "n_patches": n_patches,
+        "mode": mode,
+        "displacement_nm": displacement,
+        "packing_distance_nm": packing_distance,
+        "vacancies": vacancies,
+        "substitutions": substitutions,
+        "seed": seed_record(seed),
+        "max_repeat_nm": max_repeat,
     }
     masks = {"amorphous": mask.astype(np.uint8), "grain": (~mask).astype(np.uint8)}
-    return form_image(all_cols, shape, ps, opts, rng, parameters=params, masks=masks,
-                      kind="amorphous-patches")
+    return form_image(
+        all_cols, shape, ps, opts, rng, parameters=params, masks=masks, kind="amorphous-patches"
+    )
 
 
-def add_amorphous_patches(cols: ColumnSet, shape: tuple[int, int], fraction: float, *,
-                          n_patches: int, mode: str, displacement: float,
-                          packing_distance: float, crystal_density: float,
-                          rng: np.random.Generator) -> tuple[ColumnSet, np.ndarray]:
+def add_amorphous_patches(
+    cols: ColumnSet,
+    shape: tuple[int, int],
+    fraction: float,
+    *,
+    n_patches: int,
+    mode: str,
+    displacement: float,
+    packing_distance: float,
+    crystal_density: float,
+    rng: np.random.Generator,
+) -> tuple[ColumnSet, np.ndarray]:
     """Turn patches covering *fraction* of the field into amorphous material.
 
     Lengths in px. 'random' replaces the columns inside the patches by a random dense packing
@@ -443,8 +552,9 @@ def add_amorphous_patches(cols: ColumnSet, shape: tuple[int, int], fraction: flo
     def in_mask(xy: np.ndarray) -> np.ndarray:
         ix = np.clip(np.rint(xy[:, 0]).astype(int), 0, w - 1)
         iy = np.clip(np.rint(xy[:, 1]).astype(int), 0, h - 1)
-        inside = (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (
-            xy[:, 1] < h - 0.5)
+        inside = (
+            (xy[:, 0] >= -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < h - 0.5)
+        )
         return inside & mask[iy, ix]
 
     amorph = in_mask(cols.xy)
@@ -463,8 +573,9 @@ def add_amorphous_patches(cols: ColumnSet, shape: tuple[int, int], fraction: flo
         all_cols = cols
     else:
         crystal = cols.select(~amorph)
-        pts = _random_packing(in_mask, (-0.5, w - 0.5, -0.5, h - 0.5), packing_distance,
-                              rng, existing=crystal.xy)
+        pts = _random_packing(
+            in_mask, (-0.5, w - 0.5, -0.5, h - 0.5), packing_distance, rng, existing=crystal.xy
+        )
         n = len(pts)
         factor = rng.gamma(4.0, 0.25, n)
         # keep the projected atom density: the film has the crystal's mean atoms per area
@@ -472,9 +583,15 @@ def add_amorphous_patches(cols: ColumnSet, shape: tuple[int, int], fraction: flo
         density_ratio = crystal_density / max(packing_density, 1e-12)
         counts = mean_counts[None, :] * factor[:, None] * density_ratio
         amorphous = ColumnSet(
-            pts, cols.elements, counts, np.full(n, "amorphous", dtype=object),
-            np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.zeros(n, np.int64),
-            np.ones(n, np.int64), np.ones(n, bool),
+            pts,
+            cols.elements,
+            counts,
+            np.full(n, "amorphous", dtype=object),
+            np.full(n, -1, np.int64),
+            np.full(n, -1, np.int64),
+            np.zeros(n, np.int64),
+            np.ones(n, np.int64),
+            np.ones(n, bool),
             extra={k: np.zeros(n, v.dtype) for k, v in cols.extra.items()},
         )
         all_cols = ColumnSet.concat([crystal, amorphous])

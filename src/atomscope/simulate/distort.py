@@ -67,8 +67,9 @@ class ScanDistortion:
     line_overhead: float = 0.1
 
     @classmethod
-    def create(cls, drift: Any = None, jitter: Any = None, flyback: Any = None,
-               line_overhead: float = 0.1) -> ScanDistortion | None:
+    def create(
+        cls, drift: Any = None, jitter: Any = None, flyback: Any = None, line_overhead: float = 0.1
+    ) -> ScanDistortion | None:
         """Build from user arguments; None when there is no distortion."""
         d = _pair(drift, "drift")
         j = _pair(jitter, "jitter")
@@ -104,12 +105,19 @@ class ScanDistortion:
 
     def row_jitter(self, h: int, rng: np.random.Generator) -> np.ndarray:
         """Draw the per-row jitter (h, 2) px."""
-        return np.stack([rng.normal(0, self.jitter[0], h) if self.jitter[0] else np.zeros(h),
-                         rng.normal(0, self.jitter[1], h) if self.jitter[1] else np.zeros(h)],
-                        axis=1)
+        return np.stack(
+            [
+                rng.normal(0, self.jitter[0], h) if self.jitter[0] else np.zeros(h),
+                rng.normal(0, self.jitter[1], h) if self.jitter[1] else np.zeros(h),
+            ],
+            axis=1,
+        )
 
-    def sample_positions(self, shape: tuple[int, int], jitter_rows: np.ndarray,
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def sample_positions(
+        self,
+        shape: tuple[int, int],
+        jitter_rows: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(X, Y) arrays of the ideal-image positions recorded at each pixel."""
         h, w = shape
         r, c = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -120,8 +128,9 @@ class ScanDistortion:
             x = x + self.flyback[0] * np.exp(-c / self.flyback[1])
         return x, y
 
-    def observed(self, xy: np.ndarray, shape: tuple[int, int], jitter_rows: np.ndarray,
-                 probe_sigma_px: float) -> np.ndarray:
+    def observed(
+        self, xy: np.ndarray, shape: tuple[int, int], jitter_rows: np.ndarray, probe_sigma_px: float
+    ) -> np.ndarray:
         """Where columns at sample positions ``xy`` (px) appear in the distorted image."""
         h, _ = shape
         xy = np.asarray(xy, dtype=np.float64)
@@ -145,8 +154,11 @@ class ScanDistortion:
         for _ in range(30):
             t = self._time(r, c, shape)
             j = jit(np.clip(r, 0, h - 1))
-            fb = self.flyback[0] * np.exp(-np.maximum(c, 0) / self.flyback[1]) if self.flyback \
+            fb = (
+                self.flyback[0] * np.exp(-np.maximum(c, 0) / self.flyback[1])
+                if self.flyback
                 else 0.0
+            )
             c_new = xy[:, 0] - j[:, 0] - fb + self.drift[0] * t
             r_new = xy[:, 1] - j[:, 1] + self.drift[1] * t
             done = np.max(np.abs(c_new - c)) + np.max(np.abs(r_new - r)) < 1e-7

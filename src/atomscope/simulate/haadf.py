@@ -134,24 +134,33 @@ def simulate_haadf(
         Unknown structure or bad zone, repeat along the beam longer than ``max_repeat``, or
         parameters out of range.
     """
-    opts = Imaging(voltage=voltage, convergence=convergence, defocus=defocus, cs=cs,
-                   source_size=source_size, exponent=exponent,
-                   weights=dict(weights) if weights else None,
-                   debye_waller=dict(debye_waller) if isinstance(debye_waller, Mapping)
-                   else debye_waller,
-                   dose=dose, counts=counts, detector_fraction=detector_fraction,
-                   read_noise=read_noise,
-                   background=dict(background) if isinstance(background, Mapping)
-                   else background,
-                   drift=drift, jitter=jitter, flyback=flyback, contrast=contrast,
-                   abf_depth=abf_depth, order=order)
+    opts = Imaging(
+        voltage=voltage,
+        convergence=convergence,
+        defocus=defocus,
+        cs=cs,
+        source_size=source_size,
+        exponent=exponent,
+        weights=dict(weights) if weights else None,
+        debye_waller=dict(debye_waller) if isinstance(debye_waller, Mapping) else debye_waller,
+        dose=dose,
+        counts=counts,
+        detector_fraction=detector_fraction,
+        read_noise=read_noise,
+        background=dict(background) if isinstance(background, Mapping) else background,
+        drift=drift,
+        jitter=jitter,
+        flyback=flyback,
+        contrast=contrast,
+        abf_depth=abf_depth,
+        order=order,
+    )
     shape = image_shape(size)
     ps = check_pixel_size(pixel_size)
     rng = make_rng(seed)
     proj = project(structure, zone, max_repeat=max_repeat)
     margin = render_margin(opts, ps, shape)
-    cols = tile(proj, shape, ps, rotation=rotation, shift=shift, margin=margin,
-                thickness=thickness)
+    cols = tile(proj, shape, ps, rotation=rotation, shift=shift, margin=margin, thickness=thickness)
     cols = apply_point_defects(cols, vacancies=vacancies, substitutions=substitutions, rng=rng)
     params = {
         "structure": structure_label(structure),
@@ -169,24 +178,48 @@ def simulate_haadf(
         "vacancies": vacancies,
         "substitutions": substitutions,
         "seed": seed_record(seed),
-        "sublattices": {int(k): s for k, s in sorted(set(zip(proj.sublattice.tolist(),
-                                                                  proj.species, strict=True)))},
+        "sublattices": {
+            int(k): s
+            for k, s in sorted(set(zip(proj.sublattice.tolist(), proj.species, strict=True)))
+        },
     }
     h, w = shape
     masks = {"grain": np.ones((h, w), np.uint8)}
-    return form_image(cols, shape, ps, opts, rng, parameters=params, masks=masks,
-                      kind="haadf" if contrast == "haadf" else "abf")
+    return form_image(
+        cols,
+        shape,
+        ps,
+        opts,
+        rng,
+        parameters=params,
+        masks=masks,
+        kind="haadf" if contrast == "haadf" else "abf",
+    )
 
 
-def simulate_to_dir(structure: StructureSpec, out_dir: str | os.PathLike[str], *,
-                    zone: Any = (0, 0, 1), size: int | tuple[int, int] = 512,
-                    pixel_size: float = 0.02, dose: float | None = None, thickness: float = 10,
-                    **kwargs: Any) -> Path:
+def simulate_to_dir(
+    structure: StructureSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    zone: Any = (0, 0, 1),
+    size: int | tuple[int, int] = 512,
+    pixel_size: float = 0.02,
+    dose: float | None = None,
+    thickness: float = 10,
+    **kwargs: Any,
+) -> Path:
     """Simulate with :func:`simulate_haadf` and save image and ground truth to ``out_dir``.
 
     Writes ``image.tif`` (float32 ImageJ TIFF, calibrated in nm), ``columns.csv``,
     ``mask_grain.tif``, ``field_noise_free.tif`` and ``truth.json``. Returns ``out_dir``.
     """
-    result = simulate_haadf(structure, zone=zone, size=size, pixel_size=pixel_size, dose=dose,
-                            thickness=thickness, **kwargs)
+    result = simulate_haadf(
+        structure,
+        zone=zone,
+        size=size,
+        pixel_size=pixel_size,
+        dose=dose,
+        thickness=thickness,
+        **kwargs,
+    )
     return result.save(out_dir)

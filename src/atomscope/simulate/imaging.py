@@ -138,8 +138,11 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 
 def seed_record(seed: Any) -> Any:
-    return int(seed) if isinstance(seed, int | np.integer) else (
-        "numpy.random.Generator" if isinstance(seed, np.random.Generator) else None)
+    return (
+        int(seed)
+        if isinstance(seed, int | np.integer)
+        else ("numpy.random.Generator" if isinstance(seed, np.random.Generator) else None)
+    )
 
 
 def image_shape(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -180,8 +183,11 @@ def render_margin(opts: Imaging, pixel_size: float, shape: tuple[int, int]) -> i
     else:
         m = canvas_geometry(shape, opts.probe, pixel_size)[2]
     if opts.debye_waller is not None:
-        b = (max(opts.debye_waller.values(), default=0.0) if isinstance(opts.debye_waller, dict)
-             else float(opts.debye_waller))
+        b = (
+            max(opts.debye_waller.values(), default=0.0)
+            if isinstance(opts.debye_waller, dict)
+            else float(opts.debye_waller)
+        )
         m += int(math.ceil(4 * math.sqrt(max(b, 0) / (8 * math.pi**2)) / 10 / pixel_size))
     return m
 
@@ -193,10 +199,18 @@ def _species_from_counts(elements: tuple[str, ...], counts: np.ndarray) -> np.nd
     return out
 
 
-def form_image(columns: ColumnSet, shape: tuple[int, int], pixel_size: float, opts: Imaging,
-               rng: np.random.Generator, *, parameters: dict[str, Any],
-               masks: dict[str, np.ndarray] | None = None, kind: str = "haadf",
-               source_name: str | None = None) -> SimulationResult:
+def form_image(
+    columns: ColumnSet,
+    shape: tuple[int, int],
+    pixel_size: float,
+    opts: Imaging,
+    rng: np.random.Generator,
+    *,
+    parameters: dict[str, Any],
+    masks: dict[str, np.ndarray] | None = None,
+    kind: str = "haadf",
+    source_name: str | None = None,
+) -> SimulationResult:
     """Render columns into a finished, noisy image with its ground truth.
 
     ``columns`` must cover the image plus :func:`render_margin` px; weights are computed here.
@@ -209,8 +223,9 @@ def form_image(columns: ColumnSet, shape: tuple[int, int], pixel_size: float, op
     dist = ScanDistortion.create(opts.drift, opts.jitter, opts.flyback)
     probe_fwhm_px = probe.fwhm / ps
     if dist is None:
-        clean = render_columns(cols.xy, cols.weight, shape, probe, pixel_size=ps, blur=blur_px,
-                               order=opts.order)
+        clean = render_columns(
+            cols.xy, cols.weight, shape, probe, pixel_size=ps, blur=blur_px, order=opts.order
+        )
         xy_obs = cols.xy
         jitter_rows = None
     else:
@@ -221,29 +236,44 @@ def form_image(columns: ColumnSet, shape: tuple[int, int], pixel_size: float, op
         fine_shape = ((h + 2 * m) * s, (w + 2 * m) * s)
         # per-pixel intensity at pixel area (1/s)²: a column integrates to w over fine pixels,
         # so the coarse-pixel value is s² × the fine one
-        fine = render_columns((cols.xy + m) * s, cols.weight * (s * s), fine_shape, probe,
-                              pixel_size=ps / s, blur=None if blur_px is None else blur_px * s,
-                              order=opts.order, warn_undersampled=False)
+        fine = render_columns(
+            (cols.xy + m) * s,
+            cols.weight * (s * s),
+            fine_shape,
+            probe,
+            pixel_size=ps / s,
+            blur=None if blur_px is None else blur_px * s,
+            order=opts.order,
+            warn_undersampled=False,
+        )
         jitter_rows = dist.row_jitter(h, rng)
         X, Y = dist.sample_positions(shape, jitter_rows)
-        clean = map_coordinates(fine, [(Y + m) * s, (X + m) * s], order=3, mode="nearest"
-                                ).astype(np.float32)
+        clean = map_coordinates(fine, [(Y + m) * s, (X + m) * s], order=3, mode="nearest").astype(
+            np.float32
+        )
         xy_obs = dist.observed(cols.xy, shape, jitter_rows, probe_fwhm_px / FWHM_PER_SIGMA)
         if probe_fwhm_px < 2.5:
-            warnings.warn(f"the probe FWHM is {probe_fwhm_px:.2f} px (< 2.5 px): undersampled",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"the probe FWHM is {probe_fwhm_px:.2f} px (< 2.5 px): undersampled",
+                UserWarning,
+                stacklevel=3,
+            )
 
     signal = clean
     if opts.contrast == "abf":
         peak = float(signal.max())
-        signal = (1.0 - opts.abf_depth * signal / peak if peak > 0
-                  else np.ones_like(signal)).astype(np.float32)
+        signal = (
+            1.0 - opts.abf_depth * signal / peak if peak > 0 else np.ones_like(signal)
+        ).astype(np.float32)
 
     fields_out: dict[str, np.ndarray] = {}
     bg_record = None
     if opts.background is not None:
-        bg = opts.background if isinstance(opts.background, dict) else {
-            "amplitude": float(opts.background)}
+        bg = (
+            opts.background
+            if isinstance(opts.background, dict)
+            else {"amplitude": float(opts.background)}
+        )
         unknown = set(bg) - {"amplitude", "length_nm", "gradient"}
         if unknown:
             raise ParameterError(f"unknown background keys {sorted(unknown)}")
@@ -251,21 +281,29 @@ def form_image(columns: ColumnSet, shape: tuple[int, int], pixel_size: float, op
         if not (math.isfinite(amp) and amp >= 0):
             raise ParameterError(f"background amplitude must be ≥ 0, got {amp!r}")
         length_nm = float(bg.get("length_nm", max(h, w) * ps / 3.0))
-        field = smooth_background(shape, length=length_nm / ps, rng=rng,
-                                  gradient=float(bg.get("gradient", 0.5)))
+        field = smooth_background(
+            shape, length=length_nm / ps, rng=rng, gradient=float(bg.get("gradient", 0.5))
+        )
         background = (amp * float(signal.mean()) * field).astype(np.float32)
         signal = signal + background
-        bg_record = {"amplitude": amp, "length_nm": length_nm,
-                     "gradient": float(bg.get("gradient", 0.5)),
-                     "definition": "max of the added field = amplitude × mean noise-free "
-                                   "intensity"}
+        bg_record = {
+            "amplitude": amp,
+            "length_nm": length_nm,
+            "gradient": float(bg.get("gradient", 0.5)),
+            "definition": "max of the added field = amplitude × mean noise-free intensity",
+        }
     else:
         background = None
 
     noise_record: dict[str, Any] = {"read_noise": opts.read_noise, "shot_noise": False}
     if opts.dose is not None or opts.counts is not None:
-        lam, info = expected_counts(signal, dose=opts.dose, counts=opts.counts, pixel_size=ps,
-                                    detector_fraction=opts.detector_fraction)
+        lam, info = expected_counts(
+            signal,
+            dose=opts.dose,
+            counts=opts.counts,
+            pixel_size=ps,
+            detector_fraction=opts.detector_fraction,
+        )
         image = add_shot_noise(lam, rng)
         noise_free = lam.astype(np.float32)
         scale = info["counts_per_unit_intensity"]
@@ -276,56 +314,81 @@ def form_image(columns: ColumnSet, shape: tuple[int, int], pixel_size: float, op
         image = signal.astype(np.float32, copy=True)
         noise_free = signal.astype(np.float32, copy=False)
         scale = 1.0
-        noise_record["units"] = ("weight per pixel (Σ Z^n)" if opts.contrast == "haadf"
-                                 else "fraction of the bright-field background")
+        noise_record["units"] = (
+            "weight per pixel (Σ Z^n)"
+            if opts.contrast == "haadf"
+            else "fraction of the bright-field background"
+        )
     image = add_read_noise(image, float(opts.read_noise), rng)
     fields_out["noise_free"] = noise_free
     if background is not None:
         fields_out["background"] = background
 
     # -- ground truth ------------------------------------------------------------------------
-    inside = ((xy_obs[:, 0] >= 0) & (xy_obs[:, 0] <= w - 1)
-              & (xy_obs[:, 1] >= 0) & (xy_obs[:, 1] <= h - 1))
+    inside = (
+        (xy_obs[:, 0] >= 0)
+        & (xy_obs[:, 0] <= w - 1)
+        & (xy_obs[:, 1] >= 0)
+        & (xy_obs[:, 1] <= h - 1)
+    )
     idx = np.nonzero(inside)[0]
     table: dict[str, Any] = {
-        "x": xy_obs[idx, 0], "y": xy_obs[idx, 1],
-        "x_nm": xy_obs[idx, 0] * ps, "y_nm": xy_obs[idx, 1] * ps,
+        "x": xy_obs[idx, 0],
+        "y": xy_obs[idx, 1],
+        "x_nm": xy_obs[idx, 0] * ps,
+        "y_nm": xy_obs[idx, 1] * ps,
         "species": pd.Series(cols.species[idx], dtype=object),
         "weight": cols.weight[idx],
-        "sublattice": cols.sublattice[idx], "grain": cols.grain[idx], "phase": cols.phase[idx],
-        "site": cols.site[idx], "amorphous": cols.amorphous[idx],
+        "sublattice": cols.sublattice[idx],
+        "grain": cols.grain[idx],
+        "phase": cols.phase[idx],
+        "site": cols.site[idx],
+        "amorphous": cols.amorphous[idx],
         "n_atoms": cols.counts[idx].sum(axis=1) if cols.counts.shape[1] else np.zeros(len(idx)),
-        "x_sample": cols.xy[idx, 0], "y_sample": cols.xy[idx, 1],
+        "x_sample": cols.xy[idx, 0],
+        "y_sample": cols.xy[idx, 1],
     }
     for k, v in cols.extra.items():
         table[k] = v[idx]
     frame = pd.DataFrame(table)
 
     params = dict(parameters)
-    params.update({
-        "kind": kind,
-        "shape": [h, w],
-        "pixel_size_nm": ps,
-        "imaging": opts.as_dict(),
-        "probe_fwhm_nm": probe.fwhm,
-        "probe_fwhm_px": probe_fwhm_px,
-        "noise": noise_record,
-        "background": bg_record,
-        "scan_distortion": None if dist is None else {
-            **dist.as_dict(),
-            "jitter_rows_px": None if jitter_rows is None else jitter_rows.tolist(),
-            "model": "see atomscope.simulate.distort",
-        },
-        "weight_units": "Σ atoms × Z^exponent (or weights); a column integrates to weight × "
-                        "intensity_scale in the noise-free HAADF image",
-        "intensity_scale": scale,
-    })
+    params.update(
+        {
+            "kind": kind,
+            "shape": [h, w],
+            "pixel_size_nm": ps,
+            "imaging": opts.as_dict(),
+            "probe_fwhm_nm": probe.fwhm,
+            "probe_fwhm_px": probe_fwhm_px,
+            "noise": noise_record,
+            "background": bg_record,
+            "scan_distortion": None
+            if dist is None
+            else {
+                **dist.as_dict(),
+                "jitter_rows_px": None if jitter_rows is None else jitter_rows.tolist(),
+                "model": "see atomscope.simulate.distort",
+            },
+            "weight_units": "Σ atoms × Z^exponent (or weights); a column integrates to weight × "
+            "intensity_scale in the noise-free HAADF image",
+            "intensity_scale": scale,
+        }
+    )
     from .. import __version__
 
     params["atomscope_version"] = __version__
     signal_name = "HAADF (simulated)" if opts.contrast == "haadf" else "ABF (simulated)"
-    meta = {"kind": "simulated", "signal": signal_name, "voltage": opts.voltage,
-            "simulation": params}
-    mg = Micrograph(image, ps, meta, Source(path=None, signal=signal_name,
-                                            format=source_name or "atomscope.simulate"))
+    meta = {
+        "kind": "simulated",
+        "signal": signal_name,
+        "voltage": opts.voltage,
+        "simulation": params,
+    }
+    mg = Micrograph(
+        image,
+        ps,
+        meta,
+        Source(path=None, signal=signal_name, format=source_name or "atomscope.simulate"),
+    )
     return SimulationResult(mg, GroundTruth(frame, dict(masks or {}), None, fields_out, params))

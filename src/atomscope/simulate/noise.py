@@ -24,14 +24,21 @@ import scipy.fft
 
 from ..errors import ParameterError
 
-__all__ = ["dose_to_counts", "expected_counts", "add_shot_noise", "add_read_noise",
-           "smooth_background", "DEFAULT_DETECTOR_FRACTION"]
+__all__ = [
+    "dose_to_counts",
+    "expected_counts",
+    "add_shot_noise",
+    "add_read_noise",
+    "smooth_background",
+    "DEFAULT_DETECTOR_FRACTION",
+]
 
 DEFAULT_DETECTOR_FRACTION = 0.05
 
 
-def dose_to_counts(dose: float, pixel_size: float,
-                   detector_fraction: float = DEFAULT_DETECTOR_FRACTION) -> float:
+def dose_to_counts(
+    dose: float, pixel_size: float, detector_fraction: float = DEFAULT_DETECTOR_FRACTION
+) -> float:
     """Expected counts at the brightest pixel for an incident ``dose`` (e⁻/Å²) and a pixel of
     ``pixel_size`` nm: ``dose × (10 · pixel_size)² × detector_fraction``."""
     if not (math.isfinite(dose) and dose > 0):
@@ -41,10 +48,14 @@ def dose_to_counts(dose: float, pixel_size: float,
     return float(dose) * (10.0 * float(pixel_size)) ** 2 * float(detector_fraction)
 
 
-def expected_counts(signal: np.ndarray, *, dose: float | None = None,
-                    counts: float | None = None, pixel_size: float | None = None,
-                    detector_fraction: float = DEFAULT_DETECTOR_FRACTION,
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
+def expected_counts(
+    signal: np.ndarray,
+    *,
+    dose: float | None = None,
+    counts: float | None = None,
+    pixel_size: float | None = None,
+    detector_fraction: float = DEFAULT_DETECTOR_FRACTION,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Scale a noise-free image to expected counts per pixel (see the module docstring).
 
     Parameters
@@ -64,8 +75,9 @@ def expected_counts(signal: np.ndarray, *, dose: float | None = None,
         Expected counts λ per pixel (float64) and a record of the definition and scale.
     """
     if dose is not None and counts is not None:
-        raise ParameterError("give either dose (e⁻/Å²) or counts (at the brightest pixel), "
-                             "not both")
+        raise ParameterError(
+            "give either dose (e⁻/Å²) or counts (at the brightest pixel), not both"
+        )
     if dose is not None:
         if pixel_size is None:
             raise ParameterError("a dose in e⁻/Å² needs the pixel size")
@@ -84,11 +96,12 @@ def expected_counts(signal: np.ndarray, *, dose: float | None = None,
         "dose_e_per_A2": dose,
         "counts_at_max": peak,
         "detector_fraction": detector_fraction if dose is not None else None,
-        "incident_e_per_pixel": (dose * (10.0 * pixel_size) ** 2) if dose is not None
-        and pixel_size else None,
+        "incident_e_per_pixel": (dose * (10.0 * pixel_size) ** 2)
+        if dose is not None and pixel_size
+        else None,
         "counts_per_unit_intensity": scale,
         "definition": "expected counts per pixel = counts_at_max × I / max(I); with a dose, "
-                      "counts_at_max = dose [e/Å²] × (pixel size [Å])² × detector_fraction",
+        "counts_at_max = dose [e/Å²] × (pixel size [Å])² × detector_fraction",
     }
     return np.asarray(signal, dtype=np.float64) * scale, info
 
@@ -108,8 +121,9 @@ def add_read_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) ->
     return (image + rng.normal(0.0, sigma, image.shape)).astype(np.float32)
 
 
-def smooth_background(shape: tuple[int, int], *, length: float, rng: np.random.Generator,
-                      gradient: float = 0.5) -> np.ndarray:
+def smooth_background(
+    shape: tuple[int, int], *, length: float, rng: np.random.Generator, gradient: float = 0.5
+) -> np.ndarray:
     """A smooth random field in [0, 1]: Gaussian-correlated noise (correlation ``length`` px)
     plus a random linear ramp of relative strength ``gradient``, min–max normalised."""
     h, w = shape
@@ -124,7 +138,7 @@ def smooth_background(shape: tuple[int, int], *, length: float, rng: np.random.G
     field = (field - field.mean()) / (field.std() + 1e-30)
     yy, xx = np.mgrid[0:h, 0:w]
     ang = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(ang) * (xx - w / 2) / max(w, 1) + np.sin(ang) * (yy - h / 2) / max(h, 1))
+    ramp = np.cos(ang) * (xx - w / 2) / max(w, 1) + np.sin(ang) * (yy - h / 2) / max(h, 1)
     field = field + gradient * 4.0 * ramp
     lo, hi = field.min(), field.max()
     return ((field - lo) / (hi - lo + 1e-30)).astype(np.float32)

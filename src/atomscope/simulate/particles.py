@@ -64,8 +64,9 @@ class Particle:
         return (self.centres * v[:, None]).sum(axis=0) / v.sum()
 
 
-def _place(radii_px: np.ndarray, shape: tuple[int, int], gap_px: float,
-           rng: np.random.Generator) -> np.ndarray:
+def _place(
+    radii_px: np.ndarray, shape: tuple[int, int], gap_px: float, rng: np.random.Generator
+) -> np.ndarray:
     """Random non-overlapping centres (largest first); raises if the field is too crowded."""
     h, w = shape
     order = np.argsort(-radii_px)
@@ -105,10 +106,22 @@ def _draw_radii(n: int, radius: Any, rng: np.random.Generator) -> np.ndarray:
 class _Renderer:
     """Renders frames of one field: static support and illumination, particles per frame."""
 
-    def __init__(self, shape: tuple[int, int], ps: float, *, contrast: float,
-                 median_radius: float, support_contrast: float, support_length: float,
-                 illumination: float, fringes: bool, fringe_spacing: float,
-                 fringe_contrast: float, blur: float, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        ps: float,
+        *,
+        contrast: float,
+        median_radius: float,
+        support_contrast: float,
+        support_length: float,
+        illumination: float,
+        fringes: bool,
+        fringe_spacing: float,
+        fringe_contrast: float,
+        blur: float,
+        rng: np.random.Generator,
+    ) -> None:
         h, w = shape
         self.shape, self.ps = shape, ps
         if not (0 < contrast < 1):
@@ -118,8 +131,9 @@ class _Renderer:
         sig = max(support_length / ps / 2.0, 0.3)
         fy = np.fft.fftfreq(h)[:, None]
         fx = np.fft.rfftfreq(w)[None, :]
-        speck = scipy.fft.irfft2(scipy.fft.rfft2(white) * np.exp(-2 * np.pi**2 * sig**2
-                                                                 * (fx**2 + fy**2)), s=shape)
+        speck = scipy.fft.irfft2(
+            scipy.fft.rfft2(white) * np.exp(-2 * np.pi**2 * sig**2 * (fx**2 + fy**2)), s=shape
+        )
         speck = (speck - speck.mean()) / (speck.std() + 1e-30)
         self.support = (1.0 + support_contrast * speck).astype(np.float32)
         ill = smooth_background(shape, length=max(h, w) / 2.0, rng=rng, gradient=1.0)
@@ -150,14 +164,14 @@ class _Renderer:
             x1, y1 = min(hi[0], w - 1), min(hi[1], h - 1)
             if x1 < x0 or y1 < y0:
                 continue
-            yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(np.float64)
+            yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float64)
             t = np.zeros(xx.shape)
             for (cx, cy), r in zip(p.centres, rpx, strict=True):
                 d2 = (xx - cx) ** 2 + (yy - cy) ** 2
                 t = np.maximum(t, 2.0 * np.sqrt(np.maximum(r * r - d2, 0.0)) * ps)
             inside = t > 0
-            win = thick[y0:y1 + 1, x0:x1 + 1]
-            lab = labels[y0:y1 + 1, x0:x1 + 1]
+            win = thick[y0 : y1 + 1, x0 : x1 + 1]
+            lab = labels[y0 : y1 + 1, x0 : x1 + 1]
             take = inside & (t > win)
             win[take] = t[take]
             lab[take] = p.id
@@ -165,7 +179,7 @@ class _Renderer:
                 g = 2 * np.pi / (self.fringe_spacing / ps)
                 c, s = math.cos(p.fringe_angle), math.sin(p.fringe_angle)
                 f = 1.0 + self.fringe_contrast * np.cos(g * (c * xx + s * yy) + p.fringe_phase)
-                fw = fringe[y0:y1 + 1, x0:x1 + 1]
+                fw = fringe[y0 : y1 + 1, x0 : x1 + 1]
                 fw[take] = f[take]
         trans = np.exp(-self.kappa * thick)
         if fringe is not None:
@@ -176,8 +190,9 @@ class _Renderer:
         return np.clip(img, 0, None).astype(np.float32), labels
 
 
-def _noise(clean: np.ndarray, counts: float | None, read_noise: float,
-           rng: np.random.Generator) -> np.ndarray:
+def _noise(
+    clean: np.ndarray, counts: float | None, read_noise: float, rng: np.random.Generator
+) -> np.ndarray:
     if counts is None:
         out = clean.copy()
     else:
@@ -192,26 +207,56 @@ def _table(particles: list[Particle], labels: np.ndarray, frame: int, ps: float)
     rows = []
     for p in particles:
         c = p.centre
-        rows.append({
-            "frame": frame, "id": p.id, "x": c[0], "y": c[1], "x_nm": c[0] * ps,
-            "y_nm": c[1] * ps, "radius": p.radius / ps, "radius_nm": p.radius,
-            "area": int(areas[p.id]) if p.id < len(areas) else 0,
-            "area_nm2": float(areas[p.id] if p.id < len(areas) else 0) * ps * ps,
-            "n_lobes": len(p.radii), "coalescing": p.relax_left > 0,
-        })
-    cols = ["frame", "id", "x", "y", "x_nm", "y_nm", "radius", "radius_nm", "area", "area_nm2",
-            "n_lobes", "coalescing"]
+        rows.append(
+            {
+                "frame": frame,
+                "id": p.id,
+                "x": c[0],
+                "y": c[1],
+                "x_nm": c[0] * ps,
+                "y_nm": c[1] * ps,
+                "radius": p.radius / ps,
+                "radius_nm": p.radius,
+                "area": int(areas[p.id]) if p.id < len(areas) else 0,
+                "area_nm2": float(areas[p.id] if p.id < len(areas) else 0) * ps * ps,
+                "n_lobes": len(p.radii),
+                "coalescing": p.relax_left > 0,
+            }
+        )
+    cols = [
+        "frame",
+        "id",
+        "x",
+        "y",
+        "x_nm",
+        "y_nm",
+        "radius",
+        "radius_nm",
+        "area",
+        "area_nm2",
+        "n_lobes",
+        "coalescing",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def _init_particles(n: int, radius: Any, shape: tuple[int, int], ps: float, gap: float,
-                    rng: np.random.Generator) -> list[Particle]:
+def _init_particles(
+    n: int, radius: Any, shape: tuple[int, int], ps: float, gap: float, rng: np.random.Generator
+) -> list[Particle]:
     if n < 0:
         raise ParameterError("n_particles must be ≥ 0")
     radii = _draw_radii(n, radius, rng)
     pos = _place(radii / ps, shape, gap / ps, rng)
-    return [Particle(i + 1, pos[i][None, :].copy(), np.array([radii[i]]),
-                     rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)) for i in range(n)]
+    return [
+        Particle(
+            i + 1,
+            pos[i][None, :].copy(),
+            np.array([radii[i]]),
+            rng.uniform(0, np.pi),
+            rng.uniform(0, 2 * np.pi),
+        )
+        for i in range(n)
+    ]
 
 
 def _frame_params(**kw: Any) -> dict[str, Any]:
@@ -279,26 +324,53 @@ def simulate_particles_frame(
     rng = make_rng(seed)
     radii_median = radius[0] if isinstance(radius, tuple | list) else float(radius)
     parts = _init_particles(n_particles, radius, shape, ps, min_gap, rng)
-    ren = _Renderer(shape, ps, contrast=contrast, median_radius=radii_median,
-                    support_contrast=support_contrast, support_length=support_length,
-                    illumination=illumination, fringes=fringes, fringe_spacing=fringe_spacing,
-                    fringe_contrast=fringe_contrast, blur=blur, rng=rng)
+    ren = _Renderer(
+        shape,
+        ps,
+        contrast=contrast,
+        median_radius=radii_median,
+        support_contrast=support_contrast,
+        support_length=support_length,
+        illumination=illumination,
+        fringes=fringes,
+        fringe_spacing=fringe_spacing,
+        fringe_contrast=fringe_contrast,
+        blur=blur,
+        rng=rng,
+    )
     clean, labels = ren.render(parts)
     scale = 1.0 if counts is None else float(counts)
     image = _noise(clean, counts, read_noise, rng)
     table = _table(parts, labels, 0, ps)
     params = _frame_params(
-        kind="particles-bf", size=list(shape), pixel_size_nm=ps, n_particles=n_particles,
-        radius=radius, min_gap_nm=min_gap, contrast=contrast, support_contrast=support_contrast,
-        support_length_nm=support_length, illumination=illumination, fringes=fringes,
-        fringe_spacing_nm=fringe_spacing, fringe_contrast=fringe_contrast, blur_fwhm_nm=blur,
-        counts_per_background_pixel=counts, read_noise=read_noise, seed=seed_record(seed),
+        kind="particles-bf",
+        size=list(shape),
+        pixel_size_nm=ps,
+        n_particles=n_particles,
+        radius=radius,
+        min_gap_nm=min_gap,
+        contrast=contrast,
+        support_contrast=support_contrast,
+        support_length_nm=support_length,
+        illumination=illumination,
+        fringes=fringes,
+        fringe_spacing_nm=fringe_spacing,
+        fringe_contrast=fringe_contrast,
+        blur_fwhm_nm=blur,
+        counts_per_background_pixel=counts,
+        read_noise=read_noise,
+        seed=seed_record(seed),
         model="see atomscope.simulate.particles",
     )
     meta = {"kind": "simulated", "signal": "BF (simulated)", "simulation": params}
     mg = Micrograph(image, ps, meta, Source(signal="BF (simulated)", format="atomscope.simulate"))
-    truth = GroundTruth(pd.DataFrame(), {"particle": labels}, table,
-                        {"noise_free": (clean * scale).astype(np.float32)}, params)
+    truth = GroundTruth(
+        pd.DataFrame(),
+        {"particle": labels},
+        table,
+        {"noise_free": (clean * scale).astype(np.float32)},
+        params,
+    )
     return SimulationResult(mg, truth)
 
 
@@ -387,10 +459,20 @@ def simulate_coarsening_movie(
     if n_particles is None:
         n_particles = max(1, int(round(90 * shape[0] * shape[1] * ps * ps / (512 * 0.18) ** 2)))
     parts = _init_particles(n_particles, radius, shape, ps, min_gap, rng)
-    ren = _Renderer(shape, ps, contrast=contrast, median_radius=median,
-                    support_contrast=support_contrast, support_length=support_length,
-                    illumination=illumination, fringes=False, fringe_spacing=1.0,
-                    fringe_contrast=0.0, blur=blur, rng=rng)
+    ren = _Renderer(
+        shape,
+        ps,
+        contrast=contrast,
+        median_radius=median,
+        support_contrast=support_contrast,
+        support_length=support_length,
+        illumination=illumination,
+        fringes=False,
+        fringe_spacing=1.0,
+        fringe_contrast=0.0,
+        blur=blur,
+        rng=rng,
+    )
     r0 = np.array([p.radius for p in parts])
     k = coarsening * float(np.mean(r0) ** 3) / n_frames if len(parts) else 0.0
     h, w = shape
@@ -447,8 +529,7 @@ def simulate_coarsening_movie(
                 big.centres = np.vstack([big.centres, small.centres])
                 big.radii = np.concatenate([big.radii, small.radii])
                 big.relax_left = max(relax_frames, 1)
-                events.append({"frame": f, "event": "coalescence", "id": small.id,
-                               "into": big.id})
+                events.append({"frame": f, "event": "coalescence", "id": small.id, "into": big.id})
                 parts = [p for p in parts if p is not small]
         clean, labels = ren.render(parts)
         clean_stack[f] = clean * (1.0 if counts is None else counts)
@@ -457,18 +538,38 @@ def simulate_coarsening_movie(
         tables.append(_table(parts, labels, f, ps))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     params = _frame_params(
-        kind="coarsening-movie", n_frames=n_frames, size=list(shape), pixel_size_nm=ps,
-        n_particles=n_particles, radius=radius, min_gap_nm=min_gap, coarsening=coarsening,
-        lsw_k_nm3_per_frame=k, min_radius_nm=min_radius, diffusion_nm=diffusion,
-        relax_frames=relax_frames, frame_interval_s=frame_interval, contrast=contrast,
-        support_contrast=support_contrast, support_length_nm=support_length,
-        illumination=illumination, blur_fwhm_nm=blur, counts_per_background_pixel=counts,
-        read_noise=read_noise, seed=seed_record(seed), events=events,
+        kind="coarsening-movie",
+        n_frames=n_frames,
+        size=list(shape),
+        pixel_size_nm=ps,
+        n_particles=n_particles,
+        radius=radius,
+        min_gap_nm=min_gap,
+        coarsening=coarsening,
+        lsw_k_nm3_per_frame=k,
+        min_radius_nm=min_radius,
+        diffusion_nm=diffusion,
+        relax_frames=relax_frames,
+        frame_interval_s=frame_interval,
+        contrast=contrast,
+        support_contrast=support_contrast,
+        support_length_nm=support_length,
+        illumination=illumination,
+        blur_fwhm_nm=blur,
+        counts_per_background_pixel=counts,
+        read_noise=read_noise,
+        seed=seed_record(seed),
+        events=events,
         model="see atomscope.simulate.particles",
     )
-    meta = {"kind": "simulated", "signal": "BF (simulated)", "frame_interval_s": frame_interval,
-            "simulation": params}
+    meta = {
+        "kind": "simulated",
+        "signal": "BF (simulated)",
+        "frame_interval_s": frame_interval,
+        "simulation": params,
+    }
     mg = Micrograph(frames, ps, meta, Source(signal="BF (simulated)", format="atomscope.simulate"))
-    truth = GroundTruth(pd.DataFrame(), {"particle": masks}, table,
-                        {"noise_free": clean_stack}, params)
+    truth = GroundTruth(
+        pd.DataFrame(), {"particle": masks}, table, {"noise_free": clean_stack}, params
+    )
     return SimulationResult(mg, truth)

@@ -62,8 +62,12 @@ def _chinese_hat(s: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _radial_otf(wavelength: float, alpha: float, defocus: float, cs_nm: float,
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _radial_otf(
+    wavelength: float,
+    alpha: float,
+    defocus: float,
+    cs_nm: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Radial OTF of the coherent probe (no source envelope) as (k [1/nm], otf) samples."""
     kmax = alpha / wavelength
     if defocus == 0.0 and cs_nm == 0.0:
@@ -99,8 +103,8 @@ def _radial_otf(wavelength: float, alpha: float, defocus: float, cs_nm: float,
     keep = bins <= 2 * r_k + 2
     count = np.bincount(bins[keep])
     ok = count > 0
-    k = (np.bincount(bins[keep], weights=kabs.ravel()[keep])[ok] / count[ok])
-    prof = (np.bincount(bins[keep], weights=otf2d.ravel()[keep])[ok] / count[ok])
+    k = np.bincount(bins[keep], weights=kabs.ravel()[keep])[ok] / count[ok]
+    prof = np.bincount(bins[keep], weights=otf2d.ravel()[keep])[ok] / count[ok]
     k[0], prof[0] = 0.0, 1.0
     prof[k >= 2.0 * kmax] = 0.0
     return k, prof
@@ -166,17 +170,23 @@ class Probe:
     def as_dict(self) -> dict[str, float]:
         """Parameters with units in the key names (for metadata)."""
         d = asdict(self)
-        return {"voltage_V": d["voltage"], "convergence_rad": d["convergence"],
-                "defocus_nm": d["defocus"], "cs_mm": d["cs"], "source_size_fwhm_nm":
-                d["source_size"], "wavelength_nm": self.wavelength}
+        return {
+            "voltage_V": d["voltage"],
+            "convergence_rad": d["convergence"],
+            "defocus_nm": d["defocus"],
+            "cs_mm": d["cs"],
+            "source_size_fwhm_nm": d["source_size"],
+            "wavelength_nm": self.wavelength,
+        }
 
     def otf(self, k: np.ndarray | float) -> np.ndarray:
         """Optical transfer function at spatial frequencies ``|k|`` in 1/nm (OTF(0) = 1).
 
         Includes the source-size envelope ``exp(−2π²σ²k²)``.
         """
-        kk, prof = _radial_otf(self.wavelength, self.convergence, float(self.defocus),
-                               float(self.cs) * 1e6)
+        kk, prof = _radial_otf(
+            self.wavelength, self.convergence, float(self.defocus), float(self.cs) * 1e6
+        )
         k = np.abs(np.asarray(k, dtype=np.float64))
         out = np.interp(k, kk, prof, right=0.0)
         if self.source_size > 0:
@@ -229,8 +239,9 @@ def _profile(probe: Probe) -> tuple[np.ndarray, np.ndarray]:
 
     q = np.linspace(0.0, 2.0 * probe.k_max, 801)
     t = probe.otf(q)
-    extent = (30.0 / probe.k_max + 4.0 * abs(probe.defocus) * probe.convergence
-              + 6.0 * probe.source_sigma)
+    extent = (
+        30.0 / probe.k_max + 4.0 * abs(probe.defocus) * probe.convergence + 6.0 * probe.source_sigma
+    )
     r = np.linspace(0.0, extent, 700)
     integrand = j0(2.0 * np.pi * np.outer(r, q)) * (q * t)[None, :]
     prof = 2.0 * np.pi * np.trapezoid(integrand, q, axis=1)

@@ -38,14 +38,36 @@ from scipy.spatial import cKDTree
 from ..errors import ParameterError
 from .structures import StructureSpec, load_structure
 
-__all__ = ["Projection", "project", "projected_cell", "zone_period", "parse_zone",
-           "unimodular_basis", "format_zone", "LOW_INDEX_ZONES", "candidate_zones",
-           "element_weights"]
+__all__ = [
+    "Projection",
+    "project",
+    "projected_cell",
+    "zone_period",
+    "parse_zone",
+    "unimodular_basis",
+    "format_zone",
+    "LOW_INDEX_ZONES",
+    "candidate_zones",
+    "element_weights",
+]
 
 #: the low-index zone axes tried for a structure (3-index, cell basis), in order
 LOW_INDEX_ZONES: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, -1, 0), (1, 0, 1), (1, 0, -1), (0, 1, 1),
-    (0, 1, -1), (1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1), (2, 1, 0), (1, 2, 0),
+    (0, 0, 1),
+    (1, 0, 0),
+    (0, 1, 0),
+    (1, 1, 0),
+    (1, -1, 0),
+    (1, 0, 1),
+    (1, 0, -1),
+    (0, 1, 1),
+    (0, 1, -1),
+    (1, 1, 1),
+    (1, 1, -1),
+    (1, -1, 1),
+    (-1, 1, 1),
+    (2, 1, 0),
+    (1, 2, 0),
 )
 
 
@@ -179,8 +201,7 @@ def _fingerprint(atoms: Any) -> str:
 class _SymmetryChecker:
     """Tests translations of a structure (fractional coordinates in cell ``cell``)."""
 
-    def __init__(self, frac: np.ndarray, numbers: np.ndarray, cell: np.ndarray,
-                 tol: float) -> None:
+    def __init__(self, frac: np.ndarray, numbers: np.ndarray, cell: np.ndarray, tol: float) -> None:
         self.cell, self.tol = cell, tol
         self.groups = []
         for z in np.unique(numbers):
@@ -294,8 +315,9 @@ class Projection:
         """Area of the projected cell, nm²."""
         return float(abs(np.linalg.det(self.lattice)))
 
-    def column_weights(self, exponent: float = 1.7,
-                       weights: dict[str, float] | None = None) -> np.ndarray:
+    def column_weights(
+        self, exponent: float = 1.7, weights: dict[str, float] | None = None
+    ) -> np.ndarray:
         """Weight of each site per period: Σ atoms × (Z^exponent or ``weights[element]``)."""
         return self.composition @ element_weights(self.elements, exponent, weights)
 
@@ -308,17 +330,25 @@ class Projection:
             "lattice_nm": self.lattice.tolist(),
             "n_sites": self.n_sites,
             "sites": [
-                {"x_nm": float(x), "y_nm": float(y), "species": s, "sublattice": int(k),
-                 "composition": {e: float(c) for e, c in zip(self.elements, row, strict=True)
-                                 if c > 0}}
-                for (x, y), s, k, row in zip(self.sites, self.species, self.sublattice,
-                                             self.composition, strict=True)
+                {
+                    "x_nm": float(x),
+                    "y_nm": float(y),
+                    "species": s,
+                    "sublattice": int(k),
+                    "composition": {
+                        e: float(c) for e, c in zip(self.elements, row, strict=True) if c > 0
+                    },
+                }
+                for (x, y), s, k, row in zip(
+                    self.sites, self.species, self.sublattice, self.composition, strict=True
+                )
             ],
         }
 
 
-def element_weights(elements: Sequence[str], exponent: float = 1.7,
-                    weights: dict[str, float] | None = None) -> np.ndarray:
+def element_weights(
+    elements: Sequence[str], exponent: float = 1.7, weights: dict[str, float] | None = None
+) -> np.ndarray:
     """Per-element scattering weight: ``weights[el]`` when given, else ``Z ** exponent``."""
     from ase.data import atomic_numbers
 
@@ -338,8 +368,13 @@ def element_weights(elements: Sequence[str], exponent: float = 1.7,
     return np.asarray(out, dtype=np.float64)
 
 
-def project(structure: StructureSpec, zone: Any = (0, 0, 1), *, max_repeat: float = 2.0,
-            tolerance: float = 0.005) -> Projection:
+def project(
+    structure: StructureSpec,
+    zone: Any = (0, 0, 1),
+    *,
+    max_repeat: float = 2.0,
+    tolerance: float = 0.005,
+) -> Projection:
     """Project a structure along a zone axis into a 2-D cell of atom columns.
 
     Parameters
@@ -372,8 +407,9 @@ def project(structure: StructureSpec, zone: Any = (0, 0, 1), *, max_repeat: floa
         raise ParameterError(f"max_repeat must be a positive length in nm, got {max_repeat!r}")
     if not (math.isfinite(tolerance) and 0 < tolerance < 0.1):
         raise ParameterError(f"tolerance must be in (0, 0.1) nm, got {tolerance!r}")
-    return _project_cached(_fingerprint(atoms), _AtomsBox(atoms), z, float(max_repeat),
-                           float(tolerance))
+    return _project_cached(
+        _fingerprint(atoms), _AtomsBox(atoms), z, float(max_repeat), float(tolerance)
+    )
 
 
 class _AtomsBox:
@@ -392,13 +428,15 @@ class _AtomsBox:
 
 
 @functools.lru_cache(maxsize=4096)
-def _project_cached(fp: str, box: _AtomsBox, zone: tuple[int, int, int], max_repeat: float,
-                    tolerance: float) -> Projection:
+def _project_cached(
+    fp: str, box: _AtomsBox, zone: tuple[int, int, int], max_repeat: float, tolerance: float
+) -> Projection:
     return _project(box.atoms, zone, max_repeat, tolerance)
 
 
-def _basis_and_frac(atoms: Any, zone: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
+def _basis_and_frac(
+    atoms: Any, zone: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(M, B, frac): unimodular basis, new cell (Å) and wrapped fractional coordinates."""
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
     M = unimodular_basis(zone)
@@ -425,8 +463,9 @@ def zone_period(structure: StructureSpec, zone: Any, *, tolerance: float = 0.005
     return _zone_period(atoms, parse_zone(zone), tolerance)[0]
 
 
-def _project(atoms: Any, zone: tuple[int, int, int], max_repeat: float,
-             tolerance: float) -> Projection:
+def _project(
+    atoms: Any, zone: tuple[int, int, int], max_repeat: float, tolerance: float
+) -> Projection:
     cell = np.asarray(atoms.cell[:], dtype=np.float64)  # Å, rows a, b, c
     pbc = np.asarray(atoms.pbc, dtype=bool)
     numbers = np.asarray(atoms.numbers, dtype=np.int64)
@@ -511,8 +550,10 @@ def _project(atoms: Any, zone: tuple[int, int, int], max_repeat: float,
     d = g - g[first[labels]]
     d -= np.rint(d)
     cnt = np.bincount(labels, minlength=n_sites)
-    mean_d = np.stack([np.bincount(labels, weights=d[:, k], minlength=n_sites) for k in (0, 1)],
-                      axis=1) / cnt[:, None]
+    mean_d = (
+        np.stack([np.bincount(labels, weights=d[:, k], minlength=n_sites) for k in (0, 1)], axis=1)
+        / cnt[:, None]
+    )
     sites = np.mod(g[first] + mean_d, 1.0)
     sites[sites > 1.0 - 1e-9] = 0.0
     sites_xy = sites @ lattice / 10.0  # nm
@@ -528,17 +569,31 @@ def _project(atoms: Any, zone: tuple[int, int, int], max_repeat: float,
     rank[order] = np.arange(len(order))
     sublattice = rank[inv.ravel()].astype(np.int64)
     return Projection(
-        zone=zone, period=period, lattice=lattice / 10.0, sites=sites_xy, elements=elements,
-        numbers=elements_z, composition=comp, species=species, sublattice=sublattice,
-        frame=frame, basis=M, divisor=divisor, two_d=two_d, formula=formula,
+        zone=zone,
+        period=period,
+        lattice=lattice / 10.0,
+        sites=sites_xy,
+        elements=elements,
+        numbers=elements_z,
+        composition=comp,
+        species=species,
+        sublattice=sublattice,
+        frame=frame,
+        basis=M,
+        divisor=divisor,
+        two_d=two_d,
+        formula=formula,
         tolerance=tolerance,
     )
 
 
-def candidate_zones(structure: StructureSpec, *, max_repeat: float = 2.0,
-                    tolerance: float = 0.005,
-                    zones: Sequence[Sequence[int]] = LOW_INDEX_ZONES,
-                    ) -> list[tuple[tuple[int, int, int], float]]:
+def candidate_zones(
+    structure: StructureSpec,
+    *,
+    max_repeat: float = 2.0,
+    tolerance: float = 0.005,
+    zones: Sequence[Sequence[int]] = LOW_INDEX_ZONES,
+) -> list[tuple[tuple[int, int, int], float]]:
     """Low-index zone axes along which ``structure`` forms columns, shortest repeat first.
 
     Returns
@@ -551,8 +606,9 @@ def candidate_zones(structure: StructureSpec, *, max_repeat: float = 2.0,
     return _candidates(atoms, max_repeat, tolerance, tuple(tuple(z) for z in zones))
 
 
-def _candidates(atoms: Any, max_repeat: float, tolerance: float,
-                zones: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[int, int, int], float]]:
+def _candidates(
+    atoms: Any, max_repeat: float, tolerance: float, zones: tuple[tuple[int, ...], ...]
+) -> list[tuple[tuple[int, int, int], float]]:
     out = []
     for zone in zones:
         try:
@@ -560,12 +616,11 @@ def _candidates(atoms: Any, max_repeat: float, tolerance: float,
         except ParameterError:
             continue
         out.append((p.zone, p.period))
-    out.sort(key=lambda zp: (zp[1] if math.isfinite(zp[1]) else 0.0))
+    out.sort(key=lambda zp: zp[1] if math.isfinite(zp[1]) else 0.0)
     return out
 
 
-def _suggest(atoms: Any, max_repeat: float, tolerance: float,
-             exclude: tuple[int, int, int]) -> str:
+def _suggest(atoms: Any, max_repeat: float, tolerance: float, exclude: tuple[int, int, int]) -> str:
     cand = []
     for z in LOW_INDEX_ZONES:
         if z == exclude:
@@ -576,13 +631,20 @@ def _suggest(atoms: Any, max_repeat: float, tolerance: float,
     cand.sort()
     if not cand:
         listed = ", ".join(format_zone(z) for z in LOW_INDEX_ZONES[:10])
-        return (f"; none of the low-index axes {listed} … has a repeat below {max_repeat:g} nm "
-                "either (raise max_repeat to force it)")
+        return (
+            f"; none of the low-index axes {listed} … has a repeat below {max_repeat:g} nm "
+            "either (raise max_repeat to force it)"
+        )
     return " such as " + ", ".join(f"{format_zone(z)} ({p:.3g} nm)" for p, z in cand[:4])
 
 
-def projected_cell(structure: StructureSpec, *, zone: Any = (0, 0, 1), max_repeat: float = 2.0,
-                   exponent: float = 1.7) -> dict[str, Any]:
+def projected_cell(
+    structure: StructureSpec,
+    *,
+    zone: Any = (0, 0, 1),
+    max_repeat: float = 2.0,
+    exponent: float = 1.7,
+) -> dict[str, Any]:
     """Summary of the projected cell of a structure along a zone axis (for analyses that need
     the expected column lattice: counts, spacings).
 
@@ -607,8 +669,9 @@ def projected_cell(structure: StructureSpec, *, zone: Any = (0, 0, 1), max_repea
     """
     p = project(structure, zone, max_repeat=max_repeat)
     area = p.cell_area
-    heavy = np.array([any(z > 9 for z, c in zip(p.numbers, row, strict=True) if c > 0)
-                      for row in p.composition])
+    heavy = np.array(
+        [any(z > 9 for z, c in zip(p.numbers, row, strict=True) if c > 0) for row in p.composition]
+    )
     # nearest distance between sites, periodic (neighbouring cells included)
     shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ p.lattice
     d = p.sites[:, None, None, :] - p.sites[None, :, None, :] + shifts[None, None, :, :]
@@ -627,8 +690,15 @@ def projected_cell(structure: StructureSpec, *, zone: Any = (0, 0, 1), max_repea
         "density_heavy_per_nm2": int(heavy.sum()) / area,
         "nn_distance_nm": float(dist.min()),
         "nn_distance_heavy_nm": float(dh.min()),
-        "sites": [{"x_nm": float(x), "y_nm": float(y), "species": s, "sublattice": int(k),
-                   "weight_per_period": float(wi), "heavy": bool(h)}
-                  for (x, y), s, k, wi, h in zip(p.sites, p.species, p.sublattice, w, heavy,
-                                                 strict=True)],
+        "sites": [
+            {
+                "x_nm": float(x),
+                "y_nm": float(y),
+                "species": s,
+                "sublattice": int(k),
+                "weight_per_period": float(wi),
+                "heavy": bool(h),
+            }
+            for (x, y), s, k, wi, h in zip(p.sites, p.species, p.sublattice, w, heavy, strict=True)
+        ],
     }

@@ -27,8 +27,16 @@ import scipy.fft
 from ..errors import ParameterError
 from .probe import FWHM_PER_SIGMA, Probe
 
-__all__ = ["render_columns", "canvas_geometry", "splat", "transfer_function", "probe_fwhm_px",
-           "probe_margin_px", "FFT_WORKERS", "UNDERSAMPLED_FWHM_PX"]
+__all__ = [
+    "render_columns",
+    "canvas_geometry",
+    "splat",
+    "transfer_function",
+    "probe_fwhm_px",
+    "probe_margin_px",
+    "FFT_WORKERS",
+    "UNDERSAMPLED_FWHM_PX",
+]
 
 #: threads used by scipy.fft. On the 2-core reference machine 2 threads were not faster than
 #: 1 for 256²–1024² transforms; parallelise over images instead.
@@ -43,8 +51,9 @@ def _bspline(t: np.ndarray, order: int) -> np.ndarray:
     """Centred cardinal B-spline of degree ``order`` evaluated at ``t``."""
     t = np.abs(t)
     if order == 3:
-        out = np.where(t < 1.0, 2.0 / 3.0 - t * t + 0.5 * t**3,
-                       np.where(t < 2.0, (2.0 - t) ** 3 / 6.0, 0.0))
+        out = np.where(
+            t < 1.0, 2.0 / 3.0 - t * t + 0.5 * t**3, np.where(t < 2.0, (2.0 - t) ** 3 / 6.0, 0.0)
+        )
         return out
     n1 = order + 1
     out = np.zeros_like(t)
@@ -77,8 +86,9 @@ def _tap_weights(u: np.ndarray, order: int) -> np.ndarray:
     return powers @ coef.T
 
 
-def splat(xy: np.ndarray, weights: np.ndarray, shape: tuple[int, int], *,
-          order: int = 5) -> np.ndarray:
+def splat(
+    xy: np.ndarray, weights: np.ndarray, shape: tuple[int, int], *, order: int = 5
+) -> np.ndarray:
     """Spread weights onto a periodic grid with a B-spline of degree ``order`` (3 or 5).
 
     Parameters
@@ -163,8 +173,9 @@ def _fast_len(n: int) -> int:
     return int(scipy.fft.next_fast_len(int(n), real=True))
 
 
-def canvas_geometry(shape: tuple[int, int], probe: ProbeLike, pixel_size: float | None,
-                    margin: int | None = None) -> tuple[int, tuple[int, int], int]:
+def canvas_geometry(
+    shape: tuple[int, int], probe: ProbeLike, pixel_size: float | None, margin: int | None = None
+) -> tuple[int, tuple[int, int], int]:
     """(margin, canvas shape, tiling margin) used by :func:`render_columns`.
 
     The image sits at offset ``margin`` in a periodic canvas of FFT-friendly size; columns
@@ -180,8 +191,12 @@ def canvas_geometry(shape: tuple[int, int], probe: ProbeLike, pixel_size: float 
 
 
 @functools.lru_cache(maxsize=48)
-def _cached_transfer(key: Any, shape: tuple[int, int], order: int, fn: Callable | None,
-                     ) -> np.ndarray:
+def _cached_transfer(
+    key: Any,
+    shape: tuple[int, int],
+    order: int,
+    fn: Callable | None,
+) -> np.ndarray:
     assert fn is not None
     fy = np.fft.fftfreq(shape[0])
     fx = np.fft.rfftfreq(shape[1])
@@ -213,8 +228,9 @@ class _KeyedFn:
         return self.fn(k)
 
 
-def transfer_function(probe: ProbeLike, shape: tuple[int, int], *,
-                      pixel_size: float | None = None, order: int = 5) -> np.ndarray:
+def transfer_function(
+    probe: ProbeLike, shape: tuple[int, int], *, pixel_size: float | None = None, order: int = 5
+) -> np.ndarray:
     """``OTF(k) / B-spline spectrum`` on the ``rfft2`` grid of a canvas of ``shape`` (cached).
 
     Returns a read-only float32 array of shape ``(rows, cols // 2 + 1)``.
@@ -286,13 +302,22 @@ def render_columns(
                 f"the probe FWHM is {fwhm:.2f} px (< {UNDERSAMPLED_FWHM_PX} px): the image is "
                 "undersampled and columns alias; use a smaller pixel size or a larger "
                 "source_size",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
     m, (hc, wc), _ = canvas_geometry((h, w), probe, pixel_size, margin)
     pos = xy + m
     # columns on the periodic canvas (those just past its far edge wrap to the near edge)
-    inside = ((pos[:, 0] >= -0.5) & (pos[:, 0] < wc - 0.5)
-              & (pos[:, 1] >= -0.5) & (pos[:, 1] < hc - 0.5)) if m else slice(None)
+    inside = (
+        (
+            (pos[:, 0] >= -0.5)
+            & (pos[:, 0] < wc - 0.5)
+            & (pos[:, 1] >= -0.5)
+            & (pos[:, 1] < hc - 0.5)
+        )
+        if m
+        else slice(None)
+    )
     pos, wts = pos[inside], wts[inside]
     H = transfer_function(probe, (hc, wc), pixel_size=pixel_size, order=order)
     if blur is None or np.all(np.asarray(blur) == 0):
@@ -316,11 +341,17 @@ def render_columns(
     assert spec is not None
     spec *= H
     out = scipy.fft.irfft2(spec, s=(hc, wc), workers=FFT_WORKERS)
-    return np.ascontiguousarray(out[m:m + h, m:m + w], dtype=np.float32)
+    return np.ascontiguousarray(out[m : m + h, m : m + w], dtype=np.float32)
 
 
-def render_direct(xy_px: np.ndarray, weights: np.ndarray, shape: tuple[int, int],
-                  probe: ProbeLike, *, pixel_size: float | None = None) -> np.ndarray:
+def render_direct(
+    xy_px: np.ndarray,
+    weights: np.ndarray,
+    shape: tuple[int, int],
+    probe: ProbeLike,
+    *,
+    pixel_size: float | None = None,
+) -> np.ndarray:
     """Reference renderer (slow, O(N·H·W)): the exact band-limited image of columns on a
     periodic canvas of ``shape`` (no margin), by a non-uniform discrete Fourier transform.
     Exact when the OTF vanishes beyond Nyquist; used to verify :func:`render_columns`."""

@@ -13,16 +13,46 @@ import pandas as pd
 from .._fileio import atomic_path, write_json, write_text
 from ..image import Micrograph
 
-__all__ = ["GroundTruth", "SimulationResult", "COLUMN_FIELDS", "PARTICLE_FIELDS",
-           "write_imagej_tiff"]
+__all__ = [
+    "GroundTruth",
+    "SimulationResult",
+    "COLUMN_FIELDS",
+    "PARTICLE_FIELDS",
+    "write_imagej_tiff",
+]
 
 #: columns of ``GroundTruth.columns`` (x, y: where the column appears in the image, px;
 #: x_sample, y_sample: undistorted position, equal to x, y without scan distortion)
-COLUMN_FIELDS = ("x", "y", "x_nm", "y_nm", "species", "weight", "sublattice", "grain", "phase",
-                 "site", "amorphous", "n_atoms", "x_sample", "y_sample")
+COLUMN_FIELDS = (
+    "x",
+    "y",
+    "x_nm",
+    "y_nm",
+    "species",
+    "weight",
+    "sublattice",
+    "grain",
+    "phase",
+    "site",
+    "amorphous",
+    "n_atoms",
+    "x_sample",
+    "y_sample",
+)
 #: columns of ``GroundTruth.particles``
-PARTICLE_FIELDS = ("frame", "id", "x", "y", "x_nm", "y_nm", "radius", "radius_nm", "area",
-                   "area_nm2", "alive")
+PARTICLE_FIELDS = (
+    "frame",
+    "id",
+    "x",
+    "y",
+    "x_nm",
+    "y_nm",
+    "radius",
+    "radius_nm",
+    "area",
+    "area_nm2",
+    "alive",
+)
 
 
 @dataclass
@@ -109,8 +139,16 @@ class SimulationResult:
         show_image(ax, self.image)
         cols = self.truth.columns
         if show_columns and len(cols):
-            ax.scatter(cols["x"], cols["y"], s=marker_size, c=cols["sublattice"],
-                       cmap="tab10", vmin=0, vmax=9, linewidths=0)
+            ax.scatter(
+                cols["x"],
+                cols["y"],
+                s=marker_size,
+                c=cols["sublattice"],
+                cmap="tab10",
+                vmin=0,
+                vmax=9,
+                linewidths=0,
+            )
         return ax
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -142,20 +180,24 @@ class SimulationResult:
         for name, arr in self.truth.fields.items():
             write_imagej_tiff(out / f"field_{name}.tif", np.asarray(arr, np.float32), ps)
             files.append(f"field_{name}.tif")
-        record = {"summary": self.summary(), "files": files + ["truth.json"],
-                  "parameters": self.truth.parameters,
-                  "columns_fields": list(self.truth.columns.columns),
-                  "conventions": {
-                      "coordinates": "x = column index, y = row index, pixel (r, c) centred at "
-                                     "x = c, y = r; *_nm = px × pixel size",
-                      "columns_included": "centre inside the image: 0 ≤ x ≤ W-1, 0 ≤ y ≤ H-1",
-                  }}
+        record = {
+            "summary": self.summary(),
+            "files": files + ["truth.json"],
+            "parameters": self.truth.parameters,
+            "columns_fields": list(self.truth.columns.columns),
+            "conventions": {
+                "coordinates": "x = column index, y = row index, pixel (r, c) centred at "
+                "x = c, y = r; *_nm = px × pixel size",
+                "columns_included": "centre inside the image: 0 ≤ x ≤ W-1, 0 ≤ y ≤ H-1",
+            },
+        }
         write_json(out / "truth.json", record)
         return out
 
 
-def write_imagej_tiff(path: str | os.PathLike[str], data: np.ndarray,
-                      pixel_size: tuple[float, float] | None) -> Path:
+def write_imagej_tiff(
+    path: str | os.PathLike[str], data: np.ndarray, pixel_size: tuple[float, float] | None
+) -> Path:
     """Write an ImageJ-hyperstack TIFF atomically, calibrated in nm (unit 'nm', resolution =
     pixels per nm). (T, H, W) arrays are written as a time series."""
     import tifffile

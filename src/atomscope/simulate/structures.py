@@ -40,9 +40,18 @@ def _ybco():
     # Pmmm, YBa2Cu3O7 (orthorhombic, ~93 K superconductor), room-temperature cell
     return crystal(
         ["Y", "Ba", "Cu", "Cu", "O", "O", "O", "O"],
-        basis=[(0.5, 0.5, 0.5), (0.5, 0.5, 0.1843), (0, 0, 0), (0, 0, 0.3556),
-               (0, 0.5, 0), (0.5, 0, 0.3779), (0, 0.5, 0.3790), (0, 0, 0.1590)],
-        spacegroup=47, cellpar=[3.8227, 3.8872, 11.6802, 90, 90, 90],
+        basis=[
+            (0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.1843),
+            (0, 0, 0),
+            (0, 0, 0.3556),
+            (0, 0.5, 0),
+            (0.5, 0, 0.3779),
+            (0, 0.5, 0.3790),
+            (0, 0, 0.1590),
+        ],
+        spacegroup=47,
+        cellpar=[3.8227, 3.8872, 11.6802, 90, 90, 90],
     )
 
 
@@ -53,8 +62,13 @@ def _bulk(name: str, kind: str, **kw: Any):
     return bulk(name, kind, cubic=cubic, **kw)
 
 
-def _layer(symbols: list[str], frac_xy: list[tuple[float, float]], z: list[float], a: float,
-           vacuum: float = 10.0):
+def _layer(
+    symbols: list[str],
+    frac_xy: list[tuple[float, float]],
+    z: list[float],
+    a: float,
+    vacuum: float = 10.0,
+):
     """A hexagonal monolayer, non-periodic along c (cell c = layer extent + vacuum)."""
     from ase import Atoms
 
@@ -69,8 +83,10 @@ def _layer(symbols: list[str], frac_xy: list[tuple[float, float]], z: list[float
 #: name -> (builder, reference for the lattice constants)
 _BUILTINS: dict[str, tuple[Callable[[], Any], str]] = {
     "SrTiO3": (lambda: _perovskite("Sr", "Ti", 3.905), "cubic Pm-3m, a = 3.905 Å"),
-    "BaTiO3": (lambda: _perovskite("Ba", "Ti", 3.9925, 4.0365),
-               "tetragonal P4mm, a = 3.9925, c = 4.0365 Å (polar displacements < 0.1 Å omitted)"),
+    "BaTiO3": (
+        lambda: _perovskite("Ba", "Ti", 3.9925, 4.0365),
+        "tetragonal P4mm, a = 3.9925, c = 4.0365 Å (polar displacements < 0.1 Å omitted)",
+    ),
     "YBa2Cu3O7": (_ybco, "orthorhombic Pmmm, a = 3.8227, b = 3.8872, c = 11.6802 Å"),
     "Si": (lambda: _bulk("Si", "diamond", a=5.431), "diamond, a = 5.431 Å"),
     "GaAs": (lambda: _bulk("GaAs", "zincblende", a=5.6533), "zinc blende, a = 5.6533 Å"),
@@ -79,22 +95,52 @@ _BUILTINS: dict[str, tuple[Callable[[], Any], str]] = {
     "Pt": (lambda: _bulk("Pt", "fcc", a=3.9242), "fcc, a = 3.9242 Å"),
     "Cu": (lambda: _bulk("Cu", "fcc", a=3.6149), "fcc, a = 3.6149 Å"),
     "Ni": (lambda: _bulk("Ni", "fcc", a=3.5240), "fcc, a = 3.5240 Å"),
-    "ZnO": (lambda: _bulk("ZnO", "wurtzite", a=3.2495, c=5.2069, u=0.382),
-            "wurtzite P6_3mc, a = 3.2495, c = 5.2069 Å, u = 0.382"),
-    "MoS2": (lambda: _layer(["Mo", "S", "S"], [(0, 0), (1 / 3, 2 / 3), (1 / 3, 2 / 3)],
-                            [0.0, 1.586, -1.586], a=3.160),
-             "2H-MoS2 monolayer, a = 3.160 Å, S–S height 3.172 Å"),
-    "graphene": (lambda: _layer(["C", "C"], [(0, 0), (1 / 3, 2 / 3)], [0.0, 0.0], a=2.46),
-                 "graphene, a = 2.46 Å"),
+    "ZnO": (
+        lambda: _bulk("ZnO", "wurtzite", a=3.2495, c=5.2069, u=0.382),
+        "wurtzite P6_3mc, a = 3.2495, c = 5.2069 Å, u = 0.382",
+    ),
+    "MoS2": (
+        lambda: _layer(
+            ["Mo", "S", "S"],
+            [(0, 0), (1 / 3, 2 / 3), (1 / 3, 2 / 3)],
+            [0.0, 1.586, -1.586],
+            a=3.160,
+        ),
+        "2H-MoS2 monolayer, a = 3.160 Å, S–S height 3.172 Å",
+    ),
+    "graphene": (
+        lambda: _layer(["C", "C"], [(0, 0), (1 / 3, 2 / 3)], [0.0, 0.0], a=2.46),
+        "graphene, a = 2.46 Å",
+    ),
 }
 
 _ALIASES: dict[str, str] = {
-    "sto": "SrTiO3", "srtio3": "SrTiO3", "bto": "BaTiO3", "batio3": "BaTiO3",
-    "ybco": "YBa2Cu3O7", "yba2cu3o7": "YBa2Cu3O7", "yba2cu3o7-x": "YBa2Cu3O7",
-    "si": "Si", "silicon": "Si", "gaas": "GaAs", "cdte": "CdTe", "au": "Au", "gold": "Au",
-    "pt": "Pt", "platinum": "Pt", "cu": "Cu", "copper": "Cu", "ni": "Ni", "nickel": "Ni",
-    "zno": "ZnO", "wurtzite zno": "ZnO", "zno-wurtzite": "ZnO", "mos2": "MoS2",
-    "mos2 monolayer": "MoS2", "mos2-monolayer": "MoS2", "graphene": "graphene",
+    "sto": "SrTiO3",
+    "srtio3": "SrTiO3",
+    "bto": "BaTiO3",
+    "batio3": "BaTiO3",
+    "ybco": "YBa2Cu3O7",
+    "yba2cu3o7": "YBa2Cu3O7",
+    "yba2cu3o7-x": "YBa2Cu3O7",
+    "si": "Si",
+    "silicon": "Si",
+    "gaas": "GaAs",
+    "cdte": "CdTe",
+    "au": "Au",
+    "gold": "Au",
+    "pt": "Pt",
+    "platinum": "Pt",
+    "cu": "Cu",
+    "copper": "Cu",
+    "ni": "Ni",
+    "nickel": "Ni",
+    "zno": "ZnO",
+    "wurtzite zno": "ZnO",
+    "zno-wurtzite": "ZnO",
+    "mos2": "MoS2",
+    "mos2 monolayer": "MoS2",
+    "mos2-monolayer": "MoS2",
+    "graphene": "graphene",
 }
 
 BUILTIN_REFERENCES: dict[str, str] = {k: v[1] for k, v in _BUILTINS.items()}

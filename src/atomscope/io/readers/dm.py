@@ -63,9 +63,6 @@ _ORIGINAL_MAX_CHARS = 256_000
 _FILETIME_EPOCH = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
 
 
-
-
-
 def _check_header(path: Path) -> int:
     """Validate the 12/16-byte DM header; return the DM version (3 or 4)."""
     size = path.stat().st_size

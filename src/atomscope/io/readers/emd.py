@@ -52,9 +52,6 @@ _ORIGINAL_MAX_CHARS = 256_000
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-
-
-
 def _text(value: Any) -> str:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(-1)[0]

@@ -43,7 +43,6 @@ def looks_like_table(frame: tuple[int, ...]) -> bool:
     return short < 8 and long >= 4 * short
 
 
-
 def max_in_memory_bytes() -> int:
     """Physical memory in bytes (16 GiB when unknown): no array may claim more."""
     try:

@@ -61,7 +61,6 @@ _FEI_FIELDS = {
 }
 
 
-
 def _check_header(path: Path) -> tuple[int, int, int]:
     """Validate the fixed header against the file size; return the data shape (nz, ny, nx)."""
     size = path.stat().st_size

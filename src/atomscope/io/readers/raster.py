@@ -30,7 +30,6 @@ _CONVERT_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "PA", "La"}
 _MAX_PIXELS = 1 << 31
 
 
-
 def _sniff(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(16)

@@ -71,7 +71,6 @@ _ACQUIRE_WORDS = (
 )
 
 
-
 class _Reader:
     """Bounded reads from an open file: every read checks that it stays inside the file."""
 

@@ -49,7 +49,6 @@ _DM_LONG_UNIT = {"x": 65012, "y": 65013, "z": 65014}
 _DM_TAG_TREE = 65027
 
 
-
 def _max_in_memory_bytes() -> int:
     """Physical memory in bytes (16 GiB when unknown): no decoded array may claim more."""
     try:

@@ -24,7 +24,6 @@ __all__ = ["read"]
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 
-
 def _load_array(arr: Any, label: str) -> np.ndarray:
     dtype = np.dtype(arr.dtype)
     nbytes = int(np.prod(arr.shape, dtype=np.int64)) * dtype.itemsize
