@@ -389,7 +389,7 @@ def refine_transforms(
     mirror: np.ndarray,
     *,
     tolerance: float = 0.04,
-    max_strain: float = 0.05,
+    max_strain: float = 0.015,
     affine: bool = True,
     blur_range: tuple[float, float] = (-0.003, 0.008),
     scale_bounds: np.ndarray | None = None,

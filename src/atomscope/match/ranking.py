@@ -122,7 +122,7 @@ def score_candidates(
     *,
     metrics: tuple[str, ...],
     affine: bool = True,
-    max_strain: float = 0.05,
+    max_strain: float = 0.015,
     match_resolution: bool = True,
     emd_radius: float | None = None,
     emd_intensity: float = 0.1,
@@ -279,7 +279,7 @@ def rank(
     shortlist: int | None = 256,
     scale_tolerance: float = 0.08,
     affine: bool = True,
-    max_strain: float = 0.05,
+    max_strain: float = 0.015,
     match_resolution: bool = True,
     background: float = 1.0,
     emd_radius: float | None = None,
@@ -312,7 +312,11 @@ def rank(
     affine : bool
         Let the alignment absorb up to ``max_strain`` of shear/stretch (scan drift).
     max_strain : float
-        Largest deviation from a similarity transform accepted.
+        Largest deviation from a similarity transform accepted (0.015: linear scan drift of
+        1.5 % across the frame). Beyond it the similarity alone is used, which over the
+        library's small field costs little; a looser limit mostly lets wrong structures bend
+        onto the query (on held-out simulated queries 0.05 cost 3 points of SSIM top-1 and 9
+        of EMD top-1).
     match_resolution : bool
         Blur the sharper of query and entry to the other's resolution, as fitted from the decay
         of their Bragg amplitudes (a blurrier query otherwise favours entries with a smaller
