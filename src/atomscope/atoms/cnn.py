@@ -158,9 +158,9 @@ def _model_key(model: Any) -> tuple[str, float] | None:
         model = MODEL_NAME
     if not isinstance(model, str | os.PathLike):
         return None
-    from ..nn.weights import _resolve
+    from ..nn.weights import model_files
 
-    pt, _ = _resolve(model)
+    pt, _ = model_files(model)
     return str(Path(pt).resolve()), Path(pt).stat().st_mtime
 
 

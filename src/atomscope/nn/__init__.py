@@ -39,6 +39,7 @@ _SOURCES = {
     "first_layer_kernels": "visualize",
     "plot_kernels": "visualize",
     "list_models": "weights",
+    "model_files": "weights",
     "load_model": "weights",
     "read_manifest": "weights",
     "save_model": "weights",

@@ -41,6 +41,7 @@ __all__ = [
     "load_model",
     "read_manifest",
     "list_models",
+    "model_files",
     "shipped_model_path",
     "MODEL_FORMAT",
 ]
@@ -133,7 +134,7 @@ def save_model(
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON manifest of a model file (or of a shipped model by name)."""
-    _, js = _resolve(path)
+    _, js = model_files(path)
     try:
         manifest = json.loads(js.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -147,7 +148,14 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def _resolve(source: str | os.PathLike[str]) -> tuple[Path, Path]:
+def model_files(source: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The weights (``.pt``) and manifest (``.json``) of a shipped model name or a model path.
+
+    Raises
+    ------
+    MissingFileError
+        When neither a shipped model of that name nor the file exists.
+    """
     s = str(source)
     shipped = _models_dir() / f"{s}.pt"
     if os.sep not in s and "/" not in s and not s.endswith((".pt", ".json")) and shipped.exists():
@@ -183,7 +191,7 @@ def load_model(
     -------
     (model, manifest)
     """
-    pt, js = _resolve(source)
+    pt, js = model_files(source)
     manifest = read_manifest(js)
     if not pt.exists():
         raise MissingFileError(f"Model weights {pt} are missing (manifest {js.name} found)")

@@ -114,7 +114,7 @@ def load_particle_model(model: Any, method: str, device: Any = None) -> tuple[An
     """(network, manifest) for *model*: a torch module, a path, a shipped name, or None (the
     shipped default of *method*). Loaded files are cached."""
     from ..nn import load_model
-    from ..nn.weights import _resolve
+    from ..nn.weights import model_files
 
     if model is not None and not isinstance(model, str | os.PathLike):
         manifest = dict(getattr(model, "manifest", {}) or {})
@@ -123,7 +123,7 @@ def load_particle_model(model: Any, method: str, device: Any = None) -> tuple[An
     source = model if model is not None else DEFAULT_MODELS.get(method)
     if source is None:
         raise ParameterError(f"method {method!r} needs a model")
-    pt, _ = _resolve(source)
+    pt, _ = model_files(source)
     key = (str(pt.resolve()), pt.stat().st_mtime, str(device))
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
