@@ -125,6 +125,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     ):
         assert (tmp_path / "demo" / name).exists(), name
     # the demo checks itself against the simulator's truth; these are loose, honest floors
+    cnn_found = float(re.search(r"CNN \(no parameters\): \d+ columns, ([0-9.]+) %", out).group(1))
+    assert cnn_found > 90
     iou = float(re.search(r"IoU ([0-9.]+)", out).group(1))
     grain = float(re.search(r"segment: \d+ segments, ([0-9.]+) %", out).group(1))
     assert iou > 0.5 and grain > 80
