@@ -12,6 +12,7 @@ from atomscope.nn import (
     build_model,
     list_models,
     load_model,
+    pixel_scores,
     read_manifest,
     save_model,
     train_model,
@@ -150,3 +151,24 @@ def test_shipped_models_are_registered_and_load():
         task = name.split("-")[0]
         assert m["training"]["command"].startswith(f"atomscope train {task}")
         assert not net.training
+
+
+def test_classical_analyses_do_not_import_torch():
+    # batch workers running the classical recipes should not pay for a PyTorch import
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, atomscope, atomscope.particles, atomscope.atoms, atomscope.nn; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_pixel_scores_accept_arrays_and_tensors():
+    pred = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    truth = np.array([[1, 0, 0], [1, 0, 0]], bool)
+    s = pixel_scores(pred, truth)
+    assert s == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": 1 / 3})
+    assert pixel_scores(torch.from_numpy(pred), torch.from_numpy(truth)) == s

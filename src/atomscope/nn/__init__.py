@@ -34,7 +34,7 @@ _SOURCES = {
     "register_architecture": "networks",
     "TrainedModel": "trained",
     "TrainingHistory": "train",
-    "pixel_scores": "train",
+    "pixel_scores": "scores",
     "train_model": "train",
     "first_layer_kernels": "visualize",
     "plot_kernels": "visualize",

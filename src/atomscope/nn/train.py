@@ -28,6 +28,7 @@ from ._device import resolve_device, torch_threads
 from .augment import Augmentation
 from .data import grouped_split
 from .networks import probabilities
+from .scores import pixel_scores
 
 __all__ = ["train_model", "TrainingHistory", "LOSSES", "pixel_scores"]
 
@@ -110,22 +111,6 @@ class TrainingHistory:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         return ax
-
-
-def pixel_scores(
-    pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor
-) -> dict[str, float]:
-    """Precision, recall, F1 and IoU of a boolean prediction against a boolean truth."""
-    p = torch.as_tensor(pred).bool()
-    t = torch.as_tensor(truth).bool()
-    tp = float((p & t).sum())
-    fp = float((p & ~t).sum())
-    fn = float((~p & t).sum())
-    precision = tp / (tp + fp) if tp + fp else (1.0 if tp + fn == 0 else 0.0)
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
-    return {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
 
 
 def _make_loss(

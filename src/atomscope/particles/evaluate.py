@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..nn.train import pixel_scores
+from ..nn.scores import pixel_scores
 from .track import overlap_matrix
 
 __all__ = ["pixel_scores", "threshold_curve", "match_labels", "identity_recovery", "THRESHOLDS"]
