@@ -17,7 +17,14 @@ from scipy import ndimage as ndi
 
 from ..errors import ParameterError
 
-__all__ = ["Lattice", "estimate_lattice", "reduce_basis", "lattice_from_lengths", "fold_cell"]
+__all__ = [
+    "Lattice",
+    "estimate_lattice",
+    "reduce_basis",
+    "lattice_from_lengths",
+    "fold_cell",
+    "median_nn_distance",
+]
 
 
 def reduce_basis(vectors: np.ndarray) -> np.ndarray:
@@ -697,3 +704,15 @@ def estimate_lattice(
     k_prom = float(np.sort(prominence)[::-1][:4].mean()) if len(prominence) else 0.0
     confidence = float(np.clip(min(math.log10(max(k_prom, 1.0)) / 3.0, snr_cell / 20.0), 0, 1))
     return Lattice(vectors, motif, heights, pixel_size, confidence, cell, "image", mask)
+
+
+def median_nn_distance(xy: np.ndarray, *, min_points: int = 2) -> float:
+    """Median nearest-neighbour distance of a point set (its units), NaN with fewer than
+    ``min_points`` points."""
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if len(xy) < max(min_points, 2):
+        return float("nan")
+    d, _ = cKDTree(xy).query(xy, 2)
+    return float(np.median(d[:, 1]))

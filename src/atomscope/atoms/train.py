@@ -36,6 +36,7 @@ from ..errors import ParameterError
 from ..nn.augment import log_uniform
 from ..nn.trained import TrainedModel, finish_training, training_record
 from .cnn import MODEL_NAME, TARGET_NN_PX, column_mask, prepare_input, to_resampled
+from .lattice import median_nn_distance
 from .scale_space import normalise_image
 
 __all__ = [
@@ -128,12 +129,6 @@ DISK_RADIUS_PX = 2.0
 IGNORE_VALUE = 255
 
 
-def _median_nn(xy: np.ndarray) -> float:
-    if len(xy) < 3:
-        return float("nan")
-    return float(np.median(cKDTree(xy).query(xy, 2)[0][:, 1]))
-
-
 @lru_cache(maxsize=128)
 def _structure_nn_nm(structure: str, zone: tuple[int, int, int], exponent: float) -> float:
     """Distance between visible columns (nm) of a structure along a zone (clean 0.02 nm/px)."""
@@ -144,7 +139,7 @@ def _structure_nn_nm(structure: str, zone: tuple[int, int, int], exponent: float
     )
     c = r.truth.columns
     vis = c[c.weight >= VISIBLE_FRACTION * c.weight.max()]
-    return _median_nn(vis[["x", "y"]].to_numpy()) * 0.02
+    return median_nn_distance(vis[["x", "y"]].to_numpy(), min_points=3) * 0.02
 
 
 def _particle_mask(shape: tuple[int, int], nn_px: float, rng: np.random.Generator) -> np.ndarray:
@@ -268,7 +263,7 @@ def simulate_training_image(
     if abf:
         img = -img
     vis_xy = xy[visible]
-    nn_true = _median_nn(vis_xy)
+    nn_true = median_nn_distance(vis_xy, min_points=3)
     if not np.isfinite(nn_true):
         nn_true = nn_px
     params = {
@@ -420,7 +415,7 @@ def _positions_set(
             f"the {h}×{w} image; are x and y in px of this image?"
         )
     xy = xy[inside]
-    nn = _median_nn(xy)
+    nn = median_nn_distance(xy, min_points=3)
     m = 0.5 * nn
     x0, y0 = max(0, int(np.floor(xy[:, 0].min() - m))), max(0, int(np.floor(xy[:, 1].min() - m)))
     x1 = min(w, int(np.ceil(xy[:, 0].max() + m)) + 1)

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from ..atoms.lattice import median_nn_distance
 from ..errors import InvalidImageError, MissingFileError, ParameterError
 from ..image import Micrograph, as_micrograph
 from ..optimize import Categorical, Real, SearchSpace, minimize
@@ -103,13 +104,6 @@ def _load_atoms(atoms: Any) -> tuple[pd.DataFrame, Any]:
     xy = table[["x", "y"]].to_numpy(dtype=float)
     ok = np.all(np.isfinite(xy), axis=1)
     return table.loc[ok].reset_index(drop=True), lattice
-
-
-def _nn_distance(xy: np.ndarray) -> float:
-    if len(xy) < 2:
-        return float("nan")
-    d, _ = cKDTree(xy).query(xy, 2)
-    return float(np.median(d[:, 1]))
 
 
 def _empty(
@@ -412,7 +406,7 @@ def _find_disorder(
             settings,
             {**timings, "total": time.perf_counter() - t_start},
         )
-    nn = float(lattice.nn_distance_px) if lattice is not None else _nn_distance(xy_all)
+    nn = float(lattice.nn_distance_px) if lattice is not None else median_nn_distance(xy_all)
     if not np.isfinite(nn) or nn < 2.0:
         return _empty(
             mg,
@@ -568,7 +562,7 @@ def _find_disorder(
 
     # -- mask machinery ------------------------------------------------------------------
     t0 = time.perf_counter()
-    nn_a = nn if sublattice is None else _nn_distance(xy_a)
+    nn_a = nn if sublattice is None else median_nn_distance(xy_a)
     graph = AtomGraph(xy_a, 1.6 * nn_a)
     pre = MaskBuilder((h_img, w_img), xy_a, empty_radius=np.inf, smooth=0, min_area=0)
     cell_radius = _cell_radius(pre, model.fitted_on, scored_a, (h_img, w_img), half)
