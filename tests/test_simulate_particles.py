@@ -35,6 +35,14 @@ def test_particle_frame_masks_and_table():
 def test_fringes_need_resolution():
     with pytest.raises(ParameterError, match="fringes"):
         simulate_particles_frame(size=64, n_particles=2, fringes=True, pixel_size=0.18)
+    # the resolution check comes before placement, so a crowded field still names the fringes
+    for seed in range(5):
+        with pytest.raises(ParameterError, match="fringes"):
+            simulate_particles_frame(
+                size=32, n_particles=40, fringes=True, pixel_size=0.18, seed=seed
+            )
+    with pytest.raises(ParameterError, match="contrast"):
+        simulate_particles_frame(size=32, n_particles=40, contrast=1.5, seed=0)
     res = simulate_particles_frame(
         size=256, pixel_size=0.05, n_particles=3, radius=1.0, fringes=True, counts=None, seed=2
     )

@@ -103,6 +103,18 @@ def _draw_radii(n: int, radius: Any, rng: np.random.Generator) -> np.ndarray:
     return np.full(n, r)
 
 
+def _check_optics(contrast: float, fringes: bool, fringe_spacing: float, ps: float) -> None:
+    # Checked before particles are placed, so that a bad parameter is reported as such and not
+    # hidden behind a placement failure that depends on the random draw.
+    if not (0 < contrast < 1):
+        raise ParameterError(f"contrast must be in (0, 1), got {contrast!r}")
+    if fringes and fringe_spacing < 2.5 * ps:
+        raise ParameterError(
+            f"lattice fringes of {fringe_spacing} nm cannot be shown at {ps} nm/px "
+            f"(need ≥ 2.5 px per period); use a smaller pixel_size or fringes=False"
+        )
+
+
 class _Renderer:
     """Renders frames of one field: static support and illumination, particles per frame."""
 
@@ -124,8 +136,7 @@ class _Renderer:
     ) -> None:
         h, w = shape
         self.shape, self.ps = shape, ps
-        if not (0 < contrast < 1):
-            raise ParameterError(f"contrast must be in (0, 1), got {contrast!r}")
+        _check_optics(contrast, fringes, fringe_spacing, ps)
         self.kappa = -math.log(1.0 - contrast) / (2.0 * median_radius)  # per nm of thickness
         white = rng.standard_normal(shape)
         sig = max(support_length / ps / 2.0, 0.3)
@@ -139,11 +150,6 @@ class _Renderer:
         ill = smooth_background(shape, length=max(h, w) / 2.0, rng=rng, gradient=1.0)
         self.illumination = (1.0 + illumination * (ill - 0.5)).astype(np.float32)
         self.fringes = fringes
-        if fringes and fringe_spacing < 2.5 * ps:
-            raise ParameterError(
-                f"lattice fringes of {fringe_spacing} nm cannot be shown at {ps} nm/px "
-                f"(need ≥ 2.5 px per period); use a smaller pixel_size or fringes=False"
-            )
         self.fringe_spacing = fringe_spacing
         self.fringe_contrast = fringe_contrast
         sb = blur / 2.3548 / ps
@@ -323,6 +329,7 @@ def simulate_particles_frame(
     ps = check_pixel_size(pixel_size)
     rng = make_rng(seed)
     radii_median = radius[0] if isinstance(radius, tuple | list) else float(radius)
+    _check_optics(contrast, fringes, fringe_spacing, ps)
     parts = _init_particles(n_particles, radius, shape, ps, min_gap, rng)
     ren = _Renderer(
         shape,
@@ -458,6 +465,7 @@ def simulate_coarsening_movie(
     median = radius[0] if isinstance(radius, tuple | list) else float(radius)
     if n_particles is None:
         n_particles = max(1, int(round(90 * shape[0] * shape[1] * ps * ps / (512 * 0.18) ** 2)))
+    _check_optics(contrast, False, 1.0, ps)
     parts = _init_particles(n_particles, radius, shape, ps, min_gap, rng)
     ren = _Renderer(
         shape,
