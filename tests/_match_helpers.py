@@ -76,9 +76,15 @@ def perturbed_query(
     source_size=0.09,
     seed=0,
     pixel_size=0.02,
+    exponent=None,
 ):
-    """A re-simulated query: other dose and blur, rotated, mis-calibrated, drifted, cropped."""
+    """A re-simulated query: other dose and blur, rotated, mis-calibrated, drifted, cropped.
+
+    Its column contrast is the library's default Z^exponent unless ``exponent`` is given:
+    perovskites such as SrTiO3 and BaTiO3 [001] differ only in their column-intensity ratio,
+    so a query with another contrast may legitimately match the other one."""
     from atomscope.image import Micrograph
+    from atomscope.match import LibrarySettings
     from atomscope.simulate import simulate_haadf
 
     rng = np.random.default_rng(seed)
@@ -94,6 +100,7 @@ def perturbed_query(
             source_size=source_size,
             drift=drift,
             shift=tuple(rng.uniform(-5, 5, 2)),
+            exponent=LibrarySettings().exponent if exponent is None else exponent,
             seed=seed,
         )
     y0, x0 = rng.integers(0, size - crop + 1, 2)

@@ -197,3 +197,33 @@ def test_batch_match_over_a_folder(cli_library, cdte_image):
         "library": "lib.h5",
         "metric": "all",
     }
+
+
+def test_library_exponent_option(cli_library, capsys):
+    """``--exponent`` sets the column weights Z^n of the motifs; it is a library setting, so
+    resuming a file built with another one is refused, and a nonsense value is a message."""
+    import numpy as np
+
+    from atomscope.match import Library
+
+    out_dir = tmp_dir("cli") / "exponent"
+    args = ["library", "build", "--no-progress", "--elements", "none", "--zones", "001"]
+    code, out, _ = _run([*args, "-o", str(out_dir / "z13.h5"), "--exponent", "1.3"], capsys)
+    assert code in (0, None) and "Z^1.3" in out
+    z13 = Library.load(out_dir / "z13.h5")
+    z17 = Library.load(cli_library)
+    assert z13.settings.exponent == 1.3 and z17.settings.exponent == 1.7
+
+    def ti_over_sr(lib):
+        # SrTiO3 [001]: relative weight of the Ti-O columns to the Sr columns
+        i = int(np.nonzero((lib.table["name"] == "SrTiO3") & (lib.table["zone"] == "[001]"))[0][0])
+        w = np.unique(np.round(lib.visible[i][:, 2], 3))
+        return w[w < 0.99].max()
+
+    expected = lambda n: (22**n + 8**n) / 38**n  # noqa: E731
+    assert ti_over_sr(z13) == pytest.approx(expected(1.3), abs=0.02)
+    assert ti_over_sr(z17) == pytest.approx(expected(1.7), abs=0.02)
+    code, _, err = _run([*args, "-o", str(out_dir / "z13.h5")], capsys)  # default: Z^1.7
+    assert code == 2 and "other settings" in err
+    code, _, err = _run([*args, "-o", str(out_dir / "x.h5"), "--exponent", "-1"], capsys)
+    assert code == 2 and "--exponent" in err and "Traceback" not in err

@@ -16,6 +16,8 @@ from ._match_helpers import small_library
 
 
 def _bicrystal(structure, structure2=None, zone=(0, 0, 1), zone2=None, rotation2=30.0, seed=1):
+    """A bicrystal with the library's column contrast: SrTiO3 and BaTiO3 [001] differ only in
+    the ratio of their column intensities, which a contrast mismatch would swap."""
     from atomscope.simulate import simulate_bicrystal
 
     with warnings.catch_warnings():
@@ -30,6 +32,7 @@ def _bicrystal(structure, structure2=None, zone=(0, 0, 1), zone2=None, rotation2
             size=288,
             pixel_size=0.02,
             dose=5e4,
+            exponent=small_library().settings.exponent,
             seed=seed,
         )
 

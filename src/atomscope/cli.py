@@ -1020,6 +1020,13 @@ def library_build(
         float | None,
         typer.Option(help="Longest repeat along the beam (nm) for a zone to enter the library (1)"),
     ] = None,
+    exponent: Annotated[
+        float | None,
+        typer.Option(
+            help="Column weight Z^exponent of the motif images (default 1.7; 1.3 suits "
+            "thick crystals whose heavy and light columns differ less than Z^1.7 predicts)"
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     overwrite: Annotated[
         bool,
@@ -1031,8 +1038,10 @@ def library_build(
 ) -> None:
     """Build (or resume building) a structure library: one HDF5 file with a simulated motif
     image, its columns and Bragg peaks for every symmetry-distinct low-index zone axis."""
-    from .match import Library
+    from .match import Library, LibrarySettings
 
+    if exponent is not None and not (0.5 <= exponent <= 2.5):
+        raise typer.BadParameter(f"--exponent {exponent:g} is outside 0.5–2.5")
     low = elements.strip().lower()
     ase_elements: bool | list[str] = (
         True
@@ -1049,6 +1058,7 @@ def library_build(
         cifs=cif,
         zones=_split_zones(zones),
         max_repeat=max_repeat,
+        settings=None if exponent is None else LibrarySettings(exponent=exponent),
         workers=workers,
         overwrite=overwrite,
         show_progress=show_progress,
@@ -1057,7 +1067,8 @@ def library_build(
     kinds = ", ".join(f"{v} {k}" for k, v in s["by_source_kind"].items())
     typer.echo(
         f"{s['entries']} entries ({kinds}) from {s['structures']} structures at "
-        f"{s['pixel_size_nm']:g} nm/px, {s['image_size_px']} px motifs"
+        f"{s['pixel_size_nm']:g} nm/px, {s['image_size_px']} px motifs, column weights "
+        f"Z^{s['exponent']:g}"
     )
     if s["skipped_sources"]:
         typer.echo(

@@ -80,7 +80,10 @@ class LibrarySettings:
         probe (a Gaussian source of σ² = σ_source² + smoothing²), so both sides carry the same
         blur (0.03 nm).
     exponent : float
-        Column weight per atom Z^exponent (1.7).
+        Column weight per atom Z^exponent (1.7). Real columns in thick crystals often show
+        compressed ratios (SrTiO3 [001] frames: Ti–O at ~0.6 of Sr, which Z^1.3 gives and
+        Z^1.7 puts at 0.47); a library built at 1.3 ranks such images better, while 1.7 is
+        the more robust choice when the contrast is unknown (``docs/match.md``).
     max_repeat : float
         Longest repeat along the beam, nm, for a zone axis to enter the library (1.0).
     zones : tuple of (u, v, w)
@@ -1013,6 +1016,7 @@ class Library:
             else {},
             "pixel_size_nm": self.settings.pixel_size,
             "image_size_px": self.settings.size,
+            "exponent": self.settings.exponent,
             "max_repeat_nm": self.settings.max_repeat,
             "skipped_sources": len(self.skipped),
             "path": str(self.path) if self.path else None,
