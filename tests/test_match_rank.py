@@ -156,3 +156,23 @@ def test_bad_input_raises_atomscope_errors():
         match_image(q, library=tmp_dir("bad") / "missing.h5")
     with pytest.raises(ParameterError, match="y0:y1,x0:x1"):
         match_image(q, library=lib, region="top half")
+
+
+def test_same_pattern_flags_lookalikes_by_geometry(rankings):
+    """Entries whose aligned visible columns coincide share a pattern rank; SSIM separates
+    them by intensity, the annotation says that only the intensities differ."""
+    _, rk, _ = rankings["SrTiO3"]
+    t = rk.top(6).assign(same=rk.same_pattern(6))
+    row = {(r["name"], r["zone"]): r["same"] for _, r in t.iterrows()}
+    assert row[("SrTiO3", "[001]")] == 1
+    assert row[("BaTiO3", "[001]")] == 1  # the same perovskite [001] pattern, other ratio
+    zno = t[t["name"] == "ZnO"]
+    if len(zno):  # a hexagonal pattern keeps its own rank
+        assert (zno["same"].to_numpy() == np.nonzero((t["name"] == "ZnO").to_numpy())[0] + 1).all()
+    _, rk, _ = rankings["Au"]
+    t = rk.top(6).assign(same=rk.same_pattern(6))
+    row = {r["name"]: (i + 1, r["same"]) for i, (_, r) in enumerate(t.iterrows())}
+    assert row["Au"][1] == row["Al (fcc)"][1] == 1  # fcc [110]: one pattern, whichever leads
+    assert row["Si"][1] == row["Si"][0]  # diamond [110] dumbbells are another
+    summary_top = rk.summary()["top_ssim"]
+    assert [d["same_pattern_as"] for d in summary_top] == list(rk.same_pattern(5, "ssim"))

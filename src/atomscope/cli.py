@@ -1159,12 +1159,14 @@ def match(
     for note in info_.get("notes", []):
         typer.echo(f"note: {note}")
     best = result.top(min(5, len(result.table)))
+    same = result.same_pattern(len(best))
     for i, (_, r) in enumerate(best.iterrows()):
         vals = ", ".join(f"{m} {r[m]:.3g}" for m in result.metrics)
         typer.echo(
             f"{i + 1}. {r['name']} {r['zone']} ({r['structure_type']}): {vals}; "
             f"rotation {r['rotation_deg']:.1f} deg, scale {r['scale']:.3f}"
             + (", mirrored" if r["mirror"] else "")
+            + (f"; same column pattern as {same.iloc[i]}." if same.iloc[i] != i + 1 else "")
         )
     typer.echo(f"Results written to {out.resolve()}")
 

@@ -572,6 +572,61 @@ class Ranking:
         r = self.table.loc[sel, f"rank_{m}"]
         return int(r.min()) if len(r) else None
 
+    def visible_columns(self, entry: int) -> np.ndarray | None:
+        """The entry's visible columns placed on the query with its fitted transform: (n, 3)
+        x, y (px of ``query_patch``) and relative weight, or None when the entry was not
+        aligned (not short-listed)."""
+        if self._library is None or int(entry) not in self.transforms:
+            return None
+        A, t = self.transforms[int(entry)]
+        st = self._library.settings
+        c = (st.size - 1) / 2.0
+        v = self._library.visible[int(entry)]
+        uv = ((v[:, :2] - c) * st.pixel_size + t) @ A.T / st.pixel_size + c
+        return np.column_stack([uv, v[:, 2]])
+
+    def same_pattern(
+        self, n: int = 10, metric: str | None = None, *, tolerance: float = 0.12
+    ) -> pd.Series:
+        """For the ``n`` best entries by ``metric``: the rank (1-based) of the first better
+        entry whose visible columns, each placed on the query by its own fitted transform,
+        fall on the same positions (every column of each within ``tolerance`` × the
+        nearest-neighbour distance of one of the other's, inside the central 0.8 of the
+        library field), else its own rank. Entries with one rank here show the image the same
+        column pattern and differ only in column intensities or chemistry (perovskite and
+        double-perovskite [001], a monatomic and an ordered fcc [001] …): their order
+        depends on the intensity model more than on the geometry. Indexed like
+        :meth:`top`."""
+        from scipy.spatial import cKDTree
+
+        t = self.top(n, metric)
+        st = self._library.settings if self._library is not None else None
+        r_in = 0.4 * (st.size if st else 0)
+        c = ((st.size - 1) / 2.0) if st else 0.0
+        sets: list[np.ndarray | None] = []
+        for e in t["entry"].astype(int):
+            v = self.visible_columns(e)
+            if v is not None:
+                v = v[np.hypot(v[:, 0] - c, v[:, 1] - c) <= r_in, :2]
+                if len(v) < 3:
+                    v = None
+            sets.append(v)
+
+        def covers(a: np.ndarray, b: np.ndarray) -> bool:
+            nn = float(np.median(cKDTree(a).query(a, 2)[0][:, 1]))
+            inner = np.hypot(a[:, 0] - c, a[:, 1] - c) <= r_in - nn
+            return bool(np.all(cKDTree(b).query(a[inner])[0] <= tolerance * nn))
+
+        group = list(range(1, len(t) + 1))
+        for i in range(len(t)):
+            if sets[i] is None:
+                continue
+            for j in range(i):
+                if sets[j] is not None and covers(sets[i], sets[j]) and covers(sets[j], sets[i]):
+                    group[i] = group[j]
+                    break
+        return pd.Series(group, index=t.index, name="same_pattern_as")
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "metric": self.metric,
@@ -596,7 +651,11 @@ class Ranking:
         ]
         for m in self.metrics:
             t = self.top(5, m)
-            out[f"top_{m}"] = [{c: t.iloc[i][c] for c in cols if c in t} for i in range(len(t))]
+            same = self.same_pattern(5, m)
+            out[f"top_{m}"] = [
+                {**{c: t.iloc[i][c] for c in cols if c in t}, "same_pattern_as": int(same.iloc[i])}
+                for i in range(len(t))
+            ]
         return out
 
     def save(self, directory: str | os.PathLike[str], *, top: int = 5) -> dict[str, Path]:
@@ -647,18 +706,13 @@ class Ranking:
         best = self.best(m)
         q = self.query_patch
         ax.imshow(np.nan_to_num(q, nan=float(np.nanmin(q))), cmap="gray")
-        e = int(best["entry"])
-        if self._library is not None and e in self.transforms:
-            A, t = self.transforms[e]
-            st = self._library.settings
-            c = (st.size - 1) / 2.0
-            v = self._library.visible[e]
-            xi = (v[:, :2] - c) * st.pixel_size + t
-            uv = xi @ A.T / st.pixel_size + c
-            ok = np.all((uv >= -0.5) & (uv <= st.size - 0.5), axis=1)
+        v = self.visible_columns(int(best["entry"]))
+        if v is not None:
+            size = self._library.settings.size
+            ok = np.all((v[:, :2] >= -0.5) & (v[:, :2] <= size - 0.5), axis=1)
             ax.scatter(
-                uv[ok, 0],
-                uv[ok, 1],
+                v[ok, 0],
+                v[ok, 1],
                 s=12 * v[ok, 2] + 2,
                 facecolors="none",
                 edgecolors="#ff3b30",
@@ -701,6 +755,7 @@ class Ranking:
             if self.query_pixel_size is not None:
                 add_scale_bar(ax, self.library_pixel_size, q.shape[1], fontsize=6)
             t = self.top(top, m)
+            same = self.same_pattern(top, m)
             for j in range(top):
                 ax = axes[r, j + 1]
                 ax.set_xticks([])
@@ -715,7 +770,8 @@ class Ranking:
                 name = str(row["name"])
                 name = name if len(name) <= 16 else name[:15] + "…"
                 val = row[m]
-                ax.set_title(f"{j + 1}. {name} {row['zone']}\n{m} {val:.3g}", fontsize=6.5)
+                twin = f" (= {same.iloc[j]}.)" if same.iloc[j] != j + 1 else ""
+                ax.set_title(f"{j + 1}. {name} {row['zone']}\n{m} {val:.3g}{twin}", fontsize=6.5)
         fig.tight_layout(pad=0.3)
         if path is None:
             return fig
