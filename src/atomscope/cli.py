@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import AtomscopeError
+from .errors import AtomscopeError, ParameterError
 
 app = typer.Typer(
     name="atomscope",
@@ -1040,8 +1040,10 @@ def library_build(
     image, its columns and Bragg peaks for every symmetry-distinct low-index zone axis."""
     from .match import Library, LibrarySettings
 
-    if exponent is not None and not (0.5 <= exponent <= 2.5):
-        raise typer.BadParameter(f"--exponent {exponent:g} is outside 0.5–2.5")
+    try:
+        settings = None if exponent is None else LibrarySettings(exponent=exponent)
+    except ParameterError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--exponent") from None
     low = elements.strip().lower()
     ase_elements: bool | list[str] = (
         True
@@ -1058,7 +1060,7 @@ def library_build(
         cifs=cif,
         zones=_split_zones(zones),
         max_repeat=max_repeat,
-        settings=None if exponent is None else LibrarySettings(exponent=exponent),
+        settings=settings,
         workers=workers,
         overwrite=overwrite,
         show_progress=show_progress,

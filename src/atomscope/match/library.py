@@ -129,6 +129,8 @@ class LibrarySettings:
             raise ParameterError(f"max_repeat must be > 0 nm, got {self.max_repeat}")
         if not (0 < self.k_min < self.k_max):
             raise ParameterError("need 0 < k_min < k_max")
+        if not (0.5 <= self.exponent <= 2.5):
+            raise ParameterError(f"exponent {self.exponent:g} is outside 0.5–2.5")
 
     @property
     def zone_list(self) -> tuple[tuple[int, int, int], ...]:

@@ -599,30 +599,35 @@ class Ranking:
         :meth:`top`."""
         from scipy.spatial import cKDTree
 
+        from ..atoms.lattice import median_nn_distance
+
         t = self.top(n, metric)
-        st = self._library.settings if self._library is not None else None
-        r_in = 0.4 * (st.size if st else 0)
-        c = ((st.size - 1) / 2.0) if st else 0.0
-        sets: list[np.ndarray | None] = []
+        group = list(range(1, len(t) + 1))
+        if self._library is None:
+            return pd.Series(group, index=t.index, name="same_pattern_as")
+        size = self._library.settings.size
+        r_in, c = 0.4 * size, (size - 1) / 2.0
+        # per entry: its central columns, their spacing, and those a spacing inside the rim
+        sets: list[tuple[np.ndarray, float, np.ndarray] | None] = []
         for e in t["entry"].astype(int):
             v = self.visible_columns(e)
             if v is not None:
                 v = v[np.hypot(v[:, 0] - c, v[:, 1] - c) <= r_in, :2]
-                if len(v) < 3:
-                    v = None
-            sets.append(v)
-
-        def covers(a: np.ndarray, b: np.ndarray) -> bool:
-            nn = float(np.median(cKDTree(a).query(a, 2)[0][:, 1]))
-            inner = np.hypot(a[:, 0] - c, a[:, 1] - c) <= r_in - nn
-            return bool(np.all(cKDTree(b).query(a[inner])[0] <= tolerance * nn))
-
-        group = list(range(1, len(t) + 1))
-        for i in range(len(t)):
-            if sets[i] is None:
+            if v is None or len(v) < 3:
+                sets.append(None)
                 continue
-            for j in range(i):
-                if sets[j] is not None and covers(sets[i], sets[j]) and covers(sets[j], sets[i]):
+            nn = median_nn_distance(v)
+            sets.append((v, nn, v[np.hypot(v[:, 0] - c, v[:, 1] - c) <= r_in - nn]))
+
+        def covers(a: tuple[np.ndarray, float, np.ndarray], b: np.ndarray) -> bool:
+            _, nn, inner = a
+            return bool(np.all(cKDTree(b).query(inner)[0] <= tolerance * nn))
+
+        for i, si in enumerate(sets):
+            if si is None:
+                continue
+            for j, sj in enumerate(sets[:i]):
+                if sj is not None and covers(si, sj[0]) and covers(sj, si[0]):
                     group[i] = group[j]
                     break
         return pd.Series(group, index=t.index, name="same_pattern_as")

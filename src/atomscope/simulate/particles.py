@@ -136,7 +136,6 @@ class _Renderer:
     ) -> None:
         h, w = shape
         self.shape, self.ps = shape, ps
-        _check_optics(contrast, fringes, fringe_spacing, ps)
         self.kappa = -math.log(1.0 - contrast) / (2.0 * median_radius)  # per nm of thickness
         white = rng.standard_normal(shape)
         sig = max(support_length / ps / 2.0, 0.3)
