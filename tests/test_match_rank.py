@@ -146,6 +146,8 @@ def test_bad_input_raises_atomscope_errors():
         rank(Micrograph(np.stack([q.data, q.data]), 0.02), lib)
     with pytest.raises(ParameterError, match="too small"):
         rank(q, lib, region=(0, 10, 0, 10))
+    with pytest.raises(ParameterError, match="the image is too small"):
+        rank(Micrograph(q.data[:12, :12], 0.02), lib)
     with pytest.raises(ParameterError, match="no pixel size"):
         rank(Micrograph(np.random.default_rng(0).normal(size=(128, 128))), lib)
     with pytest.raises(ParameterError, match="library is empty"):

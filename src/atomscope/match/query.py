@@ -231,8 +231,12 @@ def prepare_query(
             raise ParameterError("region must be (y0, y1, x0, x1) in px") from exc
         y0, y1 = max(y0, 0), min(y1, h)
         x0, x1 = max(x0, 0), min(x1, w)
-        if y1 - y0 < 16 or x1 - x0 < 16:
-            raise ParameterError(f"region {region} is too small (< 16 px)")
+    if y1 - y0 < 16 or x1 - x0 < 16:
+        what = "the image" if region is None else f"region {region}"
+        raise ParameterError(
+            f"{what} is too small ({y1 - y0} x {x1 - x0} px; a query needs at least 16 px per "
+            "side, and a few unit cells to match)"
+        )
     crop = np.ascontiguousarray(bg_removed[y0:y1, x0:x1])
     raw_crop = data[y0:y1, x0:x1]
     if not calibrated:
