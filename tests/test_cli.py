@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from atomscope.cli import main, parse_pixel_size
+from atomscope.cli import _load_one_frame, main, parse_pixel_size
 
 
 def run_cli(*args, expect=0, capsys=None):
@@ -49,6 +49,22 @@ def test_info_on_real_file(shared_data, capsys):
     assert "87.37" in out
     for name in ("HAADF", "DF2", "DF4", "BF"):
         assert name in out
+
+
+def test_single_frame_commands_take_frame_0_of_a_stack_and_say_so(tmp_path, capsys):
+    path = tmp_path / "movie.npy"
+    frames = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    np.save(path, frames)
+    mg = _load_one_frame(
+        path, frame=None, signal=None, pixel_size="0.02", doing="matching", hint="use --frame N"
+    )
+    assert not mg.is_stack
+    np.testing.assert_array_equal(mg.data, frames[0])
+    err = capsys.readouterr().err
+    assert "stack of 3 frames; matching frame 0 (use --frame N)" in err
+    mg = _load_one_frame(path, frame=2, signal=None, pixel_size=None, doing="x", hint="y")
+    np.testing.assert_array_equal(mg.data, frames[2])
+    assert capsys.readouterr().err == ""
 
 
 def test_missing_file_is_a_one_line_error(tmp_path, capsys):

@@ -83,6 +83,27 @@ PixelSizeOption = Annotated[
 ]
 
 
+def _load_one_frame(
+    image: Path,
+    *,
+    frame: int | None,
+    signal: str | None,
+    pixel_size: str | None,
+    doing: str,
+    hint: str,
+) -> Any:
+    """Load IMAGE as one frame: frame 0 of a stack, with a note on stderr naming ``hint``."""
+    from .io import load
+
+    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
+    if mg.is_stack:
+        typer.echo(
+            f"{image} is a stack of {mg.n_frames} frames; {doing} frame 0 ({hint}).", err=True
+        )
+        mg = mg.frame(0)
+    return mg
+
+
 def _format_pixel_size(ps: tuple[float, float] | None) -> str:
     if ps is None:
         return "uncalibrated"
@@ -255,17 +276,15 @@ def atoms(
 ) -> None:
     """Find every atomic column: atoms.csv, overlay.png, pareto.png, report.json in OUT."""
     from .atoms import find_atoms
-    from .io import load
 
-    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
-    if mg.is_stack:
-        if frame is None:
-            typer.echo(
-                f"{image} is a stack of {mg.n_frames} frames; analysing frame 0 "
-                "(use --frame N, or `atomscope batch atoms` for all).",
-                err=True,
-            )
-        mg = mg.frame(0)
+    mg = _load_one_frame(
+        image,
+        frame=frame,
+        signal=signal,
+        pixel_size=pixel_size,
+        doing="analysing",
+        hint="use --frame N, or `atomscope batch atoms` for all",
+    )
     result = find_atoms(
         mg,
         lattice=lattice,
@@ -817,18 +836,17 @@ def segment(
 ) -> None:
     """Unsupervised segmentation by local symmetry: labels.tif, labels.npy, segments.csv,
     overlay.png, model.npz and report.json in OUT."""
-    from .io import load
     from .segmentation import SegmentationModel
     from .segmentation import segment as run_segment
 
-    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
-    if mg.is_stack:
-        typer.echo(
-            f"{image} is a stack of {mg.n_frames} frames; segmenting frame 0 (use "
-            "--frame N, with --model OUT/model.npz for labels consistent with frame 0).",
-            err=True,
-        )
-        mg = mg.frame(0)
+    mg = _load_one_frame(
+        image,
+        frame=frame,
+        signal=signal,
+        pixel_size=pixel_size,
+        doing="segmenting",
+        hint="use --frame N, with --model OUT/model.npz for labels consistent with frame 0",
+    )
 
     def size(text: str) -> int | str:
         return text if text == "auto" else int(text)
@@ -927,15 +945,15 @@ def disorder(
     """Disordered / amorphous regions: disorder.csv, amorphous_mask.tif, overlay.png,
     pareto.png and report.json in OUT."""
     from .disorder import find_disorder
-    from .io import load
 
-    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
-    if mg.is_stack:
-        typer.echo(
-            f"{image} is a stack of {mg.n_frames} frames; analysing frame 0 (use --frame N).",
-            err=True,
-        )
-        mg = mg.frame(0)
+    mg = _load_one_frame(
+        image,
+        frame=frame,
+        signal=signal,
+        pixel_size=pixel_size,
+        doing="analysing",
+        hint="use --frame N",
+    )
     result = find_disorder(
         mg,
         atoms_csv,
@@ -1127,17 +1145,16 @@ def match(
 ) -> None:
     """Rank the library's (structure, zone axis) entries against IMAGE: ranking.csv,
     matches.png, report.json and report.html in OUT."""
-    from .io import load
     from .match import match_image
 
-    mg = load(image, frame=frame, signal=signal, pixel_size=parse_pixel_size(pixel_size))
-    if mg.is_stack:
-        typer.echo(
-            f"{image} is a stack of {mg.n_frames} frames; matching frame 0 (use "
-            "--frame N, or `atomscope batch match` for all).",
-            err=True,
-        )
-        mg = mg.frame(0)
+    mg = _load_one_frame(
+        image,
+        frame=frame,
+        signal=signal,
+        pixel_size=pixel_size,
+        doing="matching",
+        hint="use --frame N, or `atomscope batch match` for all",
+    )
     result = match_image(
         mg,
         library=library,
