@@ -15,7 +15,7 @@ from ..image import as_micrograph
 from .measure import MEASURE_COLUMNS, label_mask, measure
 from .result import TABLE_COLUMNS, ParticleTable
 from .segment import segment
-from .track import track
+from .track import EVENT_COLUMNS, track
 
 __all__ = ["analyze"]
 
@@ -144,19 +144,7 @@ def analyze(
         else pd.DataFrame(columns=list(MEASURE_COLUMNS))
     )
     t_measure = time.perf_counter() - t1
-    events = pd.DataFrame(
-        columns=[
-            "frame",
-            "kind",
-            "track_id",
-            "other_track_id",
-            "x",
-            "y",
-            "x_nm",
-            "y_nm",
-            "at_border",
-        ]
-    )
+    events = pd.DataFrame(columns=list(EVENT_COLUMNS))
     tracks = pd.DataFrame()
     t2 = time.perf_counter()
     if mg.is_stack and track_particles and len(masks) > 1:

@@ -32,9 +32,21 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import ParameterError
 
-__all__ = ["track", "Tracks", "EVENT_KINDS", "overlap_matrix"]
+__all__ = ["track", "Tracks", "EVENT_KINDS", "EVENT_COLUMNS", "overlap_matrix"]
 
 EVENT_KINDS = ("birth", "death", "coalescence", "split")
+#: Columns of the events table (``other_track_id``: the partner of a coalescence or split).
+EVENT_COLUMNS = (
+    "frame",
+    "kind",
+    "track_id",
+    "other_track_id",
+    "x",
+    "y",
+    "x_nm",
+    "y_nm",
+    "at_border",
+)
 _BIG = 1e9
 
 
@@ -320,20 +332,7 @@ def track(
         _close_gaps(df, track_of, info, events, max_gap, xcol, ycol, dcol, gate_fixed)
 
     df["track_id"] = track_of
-    ev = pd.DataFrame(
-        events,
-        columns=[
-            "frame",
-            "kind",
-            "track_id",
-            "other_track_id",
-            "x",
-            "y",
-            "x_nm",
-            "y_nm",
-            "at_border",
-        ],
-    )
+    ev = pd.DataFrame(events, columns=list(EVENT_COLUMNS))
     ev = ev.sort_values(["frame", "kind", "track_id"], kind="stable").reset_index(drop=True)
     tracks = _summarise(df, info, dcol)
     settings = {
