@@ -488,6 +488,13 @@ def real_images(lib: Any, root: Path | None, figure: Path | None = None) -> dict
                     for _, r in t.head(5).iterrows()
                 ],
             }
+            near = pos[pos < 30]
+            if len(near):
+                # rank of the first entry showing a target entry's column pattern (the same
+                # geometry, other column intensities): 1 when the leader differs from one of
+                # the first 30 target entries only in chemistry
+                group = rk.same_pattern(int(near[-1]) + 1, m).to_numpy()
+                res[m]["pattern_rank_of_target"] = int(group[near].min())
             if "exact" in case:
                 ex = np.nonzero(((t["name"] == case["exact"]) & ok).to_numpy())[0]
                 res[m]["rank_of_exact_entry"] = int(ex[0]) + 1 if len(ex) else None
