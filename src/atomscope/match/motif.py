@@ -13,6 +13,15 @@
    visible column of the motif. Residuals are averaged over each column's neighbourhood
    (``smoothing`` nm) and the column takes the motif with the smallest one. Pixels take the
    label of their nearest column (0 beyond twice the column spacing: vacuum or amorphous).
+4. **Same pattern.** Two motifs whose lattices both explain the columns of either (median
+   smoothed residual within ``pattern_tolerance`` × the column spacing) show the image one
+   column pattern: entries that differ only in column intensities (a zinc-blende and a
+   half-Heusler [110], a perovskite and a double perovskite [001]) at one orientation. The
+   residuals cannot separate them, so they are merged into the motif holding more columns
+   (its entry names the region; the others are listed in ``same_pattern``) instead of
+   splitting one grain into a patchwork. "Explain" means a median residual within 1.5 × the
+   motif's own (or ``pattern_tolerance`` × the column spacing): a lattice of another
+   orientation or pattern leaves residuals near those of random points.
 """
 
 from __future__ import annotations
@@ -96,7 +105,8 @@ class MotifSegmentation:
     motifs : pandas.DataFrame
         One row per motif: ``motif``, ``entry``, ``name``, ``formula``, ``structure_type``,
         ``zone``, ``rotation_deg`` (of its first tile, modulo the motif's rotational
-        symmetry), ``n_tiles``, ``n_columns``, ``area_fraction``.
+        symmetry), ``n_tiles``, ``n_columns``, ``area_fraction`` and ``same_pattern`` (labels
+        of the entries merged into it: same column pattern and orientation; "" if none).
     image : Micrograph
     metric : str
     timings : dict
@@ -153,13 +163,26 @@ class MotifSegmentation:
                     colours[(int(v) - 1) % len(colours)] if v > 0 else "#888888" for v in c["label"]
                 ],
             )
-        ax.set_title(
-            ", ".join(
-                f"{int(r.motif)}: {r['name']} {r.zone} ({r.rotation_deg:.0f}°)"
-                for _, r in self.motifs.iterrows()
-            ),
-            fontsize=8,
-        )
+        from matplotlib.patches import Patch
+
+        # one legend line per motif, in its colour, below the image (AFLOW names are long)
+        handles = [
+            Patch(
+                color=colours[(int(r.motif) - 1) % len(colours)],
+                label=f"{int(r.motif)}: {r['name']} {r.zone} ({r.rotation_deg:.0f}°)"
+                + (f" = {r['same_pattern']}" if r.get("same_pattern") else ""),
+            )
+            for _, r in self.motifs.iterrows()
+        ]
+        if handles:
+            ax.legend(
+                handles=handles,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.01),
+                fontsize=7,
+                frameon=False,
+                handlelength=1.0,
+            )
         return ax
 
     def save(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
@@ -219,6 +242,50 @@ def _residuals(
     return dist.min(axis=1)
 
 
+def _merge_same_pattern(
+    residuals: np.ndarray, xy_nm: np.ndarray, motifs: list[dict[str, Any]], tolerance: float
+) -> np.ndarray:
+    """Indices of the motifs left after merging those that explain each other's columns.
+
+    Motifs a and b merge when b's lattice leaves a's columns a median smoothed residual of at
+    most 1.5 × a's own (or ``tolerance`` × the column spacing, if larger), and the same holds
+    the other way round. A lattice of another orientation or another pattern leaves residuals
+    near those of random points. The smaller motif (fewer columns) goes into the larger, the
+    closest pair first; ``merged_into`` and ``absorbed`` record it."""
+    from ..atoms.lattice import median_nn_distance
+
+    alive = list(range(len(motifs)))
+    if tolerance <= 0 or len(alive) < 2 or len(xy_nm) < 3:
+        return np.array(alive)
+    floor = tolerance * median_nn_distance(xy_nm)
+    while len(alive) > 1:
+        best = np.asarray(alive)[np.argmin(residuals[alive], axis=0)]
+        pick = None
+        for i, a in enumerate(alive):
+            for b in alive[i + 1 :]:
+                own_a, own_b = best == a, best == b
+                if not own_a.any() or not own_b.any():
+                    continue
+                worst = max(
+                    float(np.median(residuals[b, own_a]))
+                    / max(1.5 * float(np.median(residuals[a, own_a])), floor),
+                    float(np.median(residuals[a, own_b]))
+                    / max(1.5 * float(np.median(residuals[b, own_b])), floor),
+                )
+                if worst <= 1.0 and (pick is None or worst < pick[0]):
+                    keep, drop = (a, b) if own_a.sum() >= own_b.sum() else (b, a)
+                    pick = (worst, keep, drop)
+        if pick is None:
+            break
+        _, keep, drop = pick
+        motifs[drop]["merged_into"] = motifs[keep]["motif"]
+        motifs[keep].setdefault("absorbed", []).extend(
+            [motifs[drop], *motifs[drop].get("absorbed", [])]
+        )
+        alive.remove(drop)
+    return np.array(alive)
+
+
 def segment_motifs(
     image: Any,
     library: Any,
@@ -233,6 +300,7 @@ def segment_motifs(
     rotation_tolerance: float = 5.0,
     min_score: float | None = None,
     smoothing: float = 0.4,
+    pattern_tolerance: float = 0.12,
     columns: Any = None,
     seed: int = 0,
     show_progress: bool = False,
@@ -264,6 +332,10 @@ def segment_motifs(
         Tiles whose best score is worse than this are left out (SSIM default 0.2).
     smoothing : float
         Radius (nm) over which column residuals are averaged.
+    pattern_tolerance : float
+        Motifs whose lattices explain each other's columns (median smoothed residual within
+        1.5 × the motif's own, or this fraction of the column spacing if larger) are one
+        pattern and are merged; 0 keeps every motif.
     columns : DataFrame or (N, 3) array, optional
         Columns (x, y px, intensity) instead of running the atom finder.
     seed : int
@@ -422,7 +494,8 @@ def segment_motifs(
         Rs = np.empty_like(R)
         for i, nb in enumerate(nbrs):
             Rs[:, i] = R[:, nb].mean(axis=1)
-        best = np.argmin(Rs, axis=0)
+        alive = _merge_same_pattern(Rs, xy_nm, big, pattern_tolerance)
+        best = alive[np.argmin(Rs[alive], axis=0)]
         labels_col = np.array([big[b]["motif"] for b in best])
         resid_best = Rs[best, np.arange(len(cols))]
         # renumber motifs 1..n in order of first appearance
@@ -450,7 +523,7 @@ def segment_motifs(
     mrows = []
     for m in big:
         new = renum.get(m["motif"], 0)
-        if new == 0:
+        if new == 0 or m.get("merged_into") is not None:
             continue
         e = m["entry"]
         meta = library.meta[e]
@@ -467,6 +540,9 @@ def segment_motifs(
                 "n_tiles": len(m["tiles"]),
                 "n_columns": int(np.sum(labels_col == new)),
                 "area_fraction": float(np.mean(labels == new)),
+                "same_pattern": "; ".join(
+                    dict.fromkeys(library.label(o["entry"]) for o in m.get("absorbed", []))
+                ),
             }
         )
     motifs_df = pd.DataFrame(
@@ -482,6 +558,7 @@ def segment_motifs(
             "n_tiles",
             "n_columns",
             "area_fraction",
+            "same_pattern",
         ],
     )
     motifs_df = motifs_df.sort_values("motif").reset_index(drop=True)
@@ -501,6 +578,7 @@ def segment_motifs(
             "shortlist": shortlist,
             "rotation_tolerance": rotation_tolerance,
             "smoothing_nm": smoothing,
+            "pattern_tolerance": pattern_tolerance,
             "min_score": min_score,
         },
     )
