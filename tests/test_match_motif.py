@@ -96,9 +96,9 @@ def test_motifs_that_explain_each_others_columns_are_merged():
 
 
 def test_real_grain_is_one_motif_despite_look_alikes(shared_data):
-    """CdTe [110] tilt bicrystal: a half-Heusler-like AFLOW prototype and a large-cell one
-    show the same column pattern as CdTe [110]; the columns cannot tell them apart, so without
-    the merge the lower grain is a patchwork of two motifs."""
+    """CdTe [110] tilt bicrystal: on the lower grain a large-cell AFLOW superstructure, whose
+    extra columns are too faint to detect, explains the detected columns as well as CdTe
+    [110]; without the merge that grain is a patchwork of the two motifs."""
     from atomscope.io import load
     from atomscope.match import Library
 

@@ -13,15 +13,15 @@
    visible column of the motif. Residuals are averaged over each column's neighbourhood
    (``smoothing`` nm) and the column takes the motif with the smallest one. Pixels take the
    label of their nearest column (0 beyond twice the column spacing: vacuum or amorphous).
-4. **Same pattern.** Two motifs whose lattices both explain the columns of either (median
-   smoothed residual within ``pattern_tolerance`` × the column spacing) show the image one
-   column pattern: entries that differ only in column intensities (a zinc-blende and a
-   half-Heusler [110], a perovskite and a double perovskite [001]) at one orientation. The
-   residuals cannot separate them, so they are merged into the motif holding more columns
-   (its entry names the region; the others are listed in ``same_pattern``) instead of
-   splitting one grain into a patchwork. "Explain" means a median residual within 1.5 × the
-   motif's own (or ``pattern_tolerance`` × the column spacing): a lattice of another
-   orientation or pattern leaves residuals near those of random points.
+4. **Same pattern.** Two motifs whose lattices each explain the other's columns (median
+   smoothed residual within 1.5 × the motif's own, or ``pattern_tolerance`` × the column
+   spacing if larger) show this image one column pattern at one orientation: entries that
+   differ in column intensities (a zinc-blende and a half-Heusler [110], a perovskite and a
+   double perovskite [001]) or in columns too faint to be detected (a superstructure). The
+   residuals cannot separate them, so they are merged into the motif holding more columns (its
+   entry names the region; the others are listed in ``same_pattern``) instead of splitting one
+   grain into a patchwork. A lattice of another orientation or pattern leaves residuals near
+   those of random points.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class MotifSegmentation:
         One row per motif: ``motif``, ``entry``, ``name``, ``formula``, ``structure_type``,
         ``zone``, ``rotation_deg`` (of its first tile, modulo the motif's rotational
         symmetry), ``n_tiles``, ``n_columns``, ``area_fraction`` and ``same_pattern`` (labels
-        of the entries merged into it: same column pattern and orientation; "" if none).
+        of the entries merged into it: their lattices explain the same detected columns at the
+        same orientation; "" if none).
     image : Micrograph
     metric : str
     timings : dict
