@@ -227,3 +227,32 @@ def test_library_exponent_option(cli_library, capsys):
     assert code == 2 and "other settings" in err
     code, _, err = _run([*args, "-o", str(out_dir / "x.h5"), "--exponent", "-1"], capsys)
     assert code == 2 and "--exponent" in err and "Traceback" not in err
+
+
+def test_motifs_command_labels_two_grains(cli_library, capsys):
+    import numpy as np
+
+    from atomscope.simulate import simulate_bicrystal
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = simulate_bicrystal(
+            "SrTiO3", rotation=0.0, rotation2=30.0, size=256, pixel_size=0.02, dose=5e4, seed=3
+        )
+    path = tmp_dir("cli") / "bicrystal.npy"
+    np.save(path, r.image.data)
+    out_dir = tmp_dir("cli") / "motifs"
+    args = ["motifs", str(path), "--library", str(cli_library), "-o", str(out_dir)]
+    code, _, err = _run(args + ["--no-progress"], capsys)
+    assert code == 2 and "pixel size" in err  # a .npy file carries no calibration
+    code, out, err = _run(args + ["--pixel-size", "0.02", "--no-progress"], capsys)
+    assert code in (0, None), err
+    assert out.startswith("2 motif(s)") and out.count("SrTiO3 [001]") == 2
+    for name in ("labels.npy", "motifs.csv", "columns.csv", "segmentation.png", "report.json"):
+        assert (out_dir / name).is_file(), name
+    labels = np.load(out_dir / "labels.npy")
+    from atomscope.match.motif import label_accuracy
+
+    assert label_accuracy(labels, r.truth.masks["grain"]) >= 0.9
+    code, _, err = _run(args + ["--pixel-size", "0.02", "--metric", "emd"], capsys)
+    assert code == 2 and "ssim" in err and "Traceback" not in err

@@ -1190,6 +1190,66 @@ def match(
     typer.echo(f"Results written to {out.resolve()}")
 
 
+@app.command()
+def motifs(
+    image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
+    library: Annotated[
+        Path,
+        typer.Option("--library", "-l", help="Structure library from `atomscope library build`"),
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
+    metric: Annotated[
+        str, typer.Option(help="Metric that picks each tile's motif: ssim or mse")
+    ] = ("ssim"),
+    pattern_tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Merge motifs that explain each other's columns (fraction of the column "
+            "spacing; 0 keeps look-alikes apart)"
+        ),
+    ] = 0.12,
+    scale_tolerance: Annotated[
+        float, typer.Option(help="Relative scale range fitted around the calibration")
+    ] = 0.08,
+    pixel_size: PixelSizeOption = None,
+    signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
+    show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Label the grains and phases of IMAGE by their best-matching library motif: labels.npy,
+    columns.csv, tiles.csv, motifs.csv, segmentation.png and report.json in OUT."""
+    from .match import segment_motifs
+
+    mg = _load_one_frame(
+        image,
+        frame=frame,
+        signal=signal,
+        pixel_size=pixel_size,
+        doing="segmenting",
+        hint="use --frame N",
+    )
+    seg = segment_motifs(
+        mg,
+        str(library),
+        metric=metric,
+        pattern_tolerance=pattern_tolerance,
+        scale_tolerance=scale_tolerance,
+        show_progress=show_progress,
+    )
+    seg.save(out)
+    typer.echo(
+        f"{len(seg.motifs)} motif(s) from {len(seg.tiles)} tiles and {len(seg.columns)} columns "
+        f"in {seg.timings.get('total', 0):.1f} s"
+    )
+    for _, r in seg.motifs.iterrows():
+        typer.echo(
+            f"{int(r['motif'])}. {r['name']} {r['zone']} ({r['structure_type']}), rotation "
+            f"{r['rotation_deg']:.1f} deg: {100 * r['area_fraction']:.1f} % of the image"
+            + (f"; same columns as {r['same_pattern']}" if r["same_pattern"] else "")
+        )
+    typer.echo(f"Results written to {out.resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning atomscope errors into one-line messages (exit code 2)."""
     try:
