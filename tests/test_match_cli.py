@@ -197,6 +197,14 @@ def test_batch_match_over_a_folder(cli_library, cdte_image):
         "library": "lib.h5",
         "metric": "all",
     }
+    # segment_motifs takes the library as its second positional parameter, and needs it
+    from atomscope.errors import ParameterError
+    from atomscope.match import segment_motifs
+
+    opts = parse_analysis_options(segment_motifs, ["--library", "l.h5", "--pattern-tolerance", "0"])
+    assert opts == {"library": "l.h5", "pattern_tolerance": 0.0}
+    with pytest.raises(ParameterError, match="needs --library"):
+        parse_analysis_options(segment_motifs, ["--metric", "mse"])
 
 
 def test_library_exponent_option(cli_library, capsys):
@@ -256,3 +264,24 @@ def test_motifs_command_labels_two_grains(cli_library, capsys):
     assert label_accuracy(labels, r.truth.masks["grain"]) >= 0.9
     code, _, err = _run(args + ["--pixel-size", "0.02", "--metric", "emd"], capsys)
     assert code == 2 and "ssim" in err and "Traceback" not in err
+    # the registered analysis: `atomscope batch motifs` over a stack of two frames
+    from atomscope.batch import run_batch
+
+    stack = tmp_dir("cli") / "bicrystal_stack.npy"
+    np.save(stack, np.stack([r.image.data, r.image.data[:, ::-1]]))
+    out = tmp_dir("cli") / "batch_motifs"
+    s = run_batch(
+        "motifs",
+        [str(stack)],
+        out,
+        options={"library": str(cli_library)},
+        pixel_size=0.02,
+        show_progress=False,
+        reports=False,
+    )
+    assert s.done == 2 and s.failed == 0
+    combined = pd.read_csv(out / "combined.csv")
+    assert len(combined) == 4 and set(combined["name"]) == {"SrTiO3"}
+    import zarr
+
+    assert zarr.open(str(out / "labels.zarr"), mode="r").shape[0] == 2

@@ -86,6 +86,15 @@ ANALYSES: dict[str, Analysis] = {
         "ranked by SSIM, EMD and MSE after FFT alignment (needs library=lib.h5)",
         table_file="ranking.csv",
     ),
+    "motifs": Analysis(
+        "motifs",
+        "atomscope.match:segment_motifs",
+        "atomscope.match:MotifSegmentation",
+        "Grains and phases labelled by their best-matching library motif (entry and "
+        "orientation), look-alikes the columns cannot separate merged (needs library=lib.h5)",
+        table_file="motifs.csv",
+        labels_file="labels.npy",
+    ),
 }
 
 

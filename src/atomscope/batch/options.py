@@ -44,13 +44,14 @@ def _convert(text: str, default: Any, name: str) -> Any:
 def parse_analysis_options(function: Callable[..., Any], args: list[str]) -> dict[str, Any]:
     """``--name value``, ``--flag`` and ``--no-flag`` tokens to keyword arguments of *function*.
 
-    Names use dashes or underscores; values are converted to the type of the parameter's
-    default. Unknown names raise :class:`ParameterError` listing the accepted ones.
+    Every parameter after the first (the image) can be given, by name. Names use dashes or
+    underscores; values are converted to the type of the parameter's default. Unknown names,
+    and required parameters left out, raise :class:`ParameterError` naming them.
     """
     params = {
         p.name: p
-        for p in inspect.signature(function).parameters.values()
-        if p.kind == p.KEYWORD_ONLY
+        for i, p in enumerate(inspect.signature(function).parameters.values())
+        if p.kind == p.KEYWORD_ONLY or (p.kind == p.POSITIONAL_OR_KEYWORD and i > 0)
     }
     out: dict[str, Any] = {}
     i = 0
@@ -85,4 +86,9 @@ def parse_analysis_options(function: Callable[..., Any], args: list[str]) -> dic
         else:
             i += 1
         out[key] = _convert(value, default, key)
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in out]
+    if missing:
+        raise ParameterError(
+            "this analysis needs " + ", ".join("--" + n.replace("_", "-") for n in missing)
+        )
     return out

@@ -352,13 +352,13 @@ def segment_motifs(
     from scipy.spatial import cKDTree
     from threadpoolctl import threadpool_limits
 
-    from .library import Library
+    from .analysis import load_library
     from .query import prepare_query
     from .ranking import first_pass, score_candidates
 
     t_start = time.perf_counter()
     if isinstance(library, str | os.PathLike):
-        library = Library.load(library)
+        library = load_library(library)  # cached: a batch reads it once per process
     if metric not in ("ssim", "mse"):
         raise ParameterError("segment_motifs ranks tiles by 'ssim' or 'mse'")
     mg = as_micrograph(image, pixel_size=pixel_size)
