@@ -256,7 +256,7 @@ def test_motifs_command_labels_two_grains(cli_library, capsys):
     code, out, err = _run(args + ["--pixel-size", "0.02", "--no-progress"], capsys)
     assert code in (0, None), err
     assert out.startswith("2 motif(s)") and out.count("SrTiO3 [001]") == 2
-    for name in ("labels.npy", "motifs.csv", "columns.csv", "segmentation.png", "report.json"):
+    for name in ("labels.npy", "motifs.csv", "segmentation.png", "report.json", "report.html"):
         assert (out_dir / name).is_file(), name
     labels = np.load(out_dir / "labels.npy")
     from atomscope.match.motif import label_accuracy

@@ -1217,7 +1217,8 @@ def motifs(
     show_progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Label the grains and phases of IMAGE by their best-matching library motif: labels.npy,
-    columns.csv, tiles.csv, motifs.csv, segmentation.png and report.json in OUT."""
+    columns.csv, tiles.csv, motifs.csv, segmentation.png, report.json and report.html in
+    OUT."""
     from .match import segment_motifs
 
     mg = _load_one_frame(
@@ -1237,6 +1238,7 @@ def motifs(
         show_progress=show_progress,
     )
     seg.save(out)
+    write_report("motifs", seg, mg, out)
     typer.echo(
         f"{len(seg.motifs)} motif(s) from {len(seg.tiles)} tiles and {len(seg.columns)} columns "
         f"in {seg.timings.get('total', 0):.1f} s"
