@@ -81,6 +81,12 @@ PixelSizeOption = Annotated[
         "or row,col.",
     ),
 ]
+LibraryOption = Annotated[
+    Path, typer.Option("--library", "-l", help="Structure library from `atomscope library build`")
+]
+ScaleToleranceOption = Annotated[
+    float, typer.Option(help="Relative scale range fitted around the calibration")
+]
 
 
 def _load_one_frame(
@@ -1120,10 +1126,7 @@ def library_info(
 @app.command()
 def match(
     image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
-    library: Annotated[
-        Path,
-        typer.Option("--library", "-l", help="Structure library from `atomscope library build`"),
-    ],
+    library: LibraryOption,
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
     metric: Annotated[str, typer.Option(help="ssim, emd, mse or all")] = "ssim",
     top: Annotated[int, typer.Option(help="Candidates shown per metric in matches.png")] = 10,
@@ -1136,9 +1139,7 @@ def match(
     shortlist: Annotated[
         int, typer.Option(help="Entries aligned and scored after the first pass")
     ] = 256,
-    scale_tolerance: Annotated[
-        float, typer.Option(help="Relative scale range fitted around the calibration")
-    ] = 0.08,
+    scale_tolerance: ScaleToleranceOption = 0.08,
     pixel_size: PixelSizeOption = None,
     signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
     frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
@@ -1193,14 +1194,11 @@ def match(
 @app.command()
 def motifs(
     image: Annotated[Path, typer.Argument(help="Image file (or a stack with --frame)")],
-    library: Annotated[
-        Path,
-        typer.Option("--library", "-l", help="Structure library from `atomscope library build`"),
-    ],
+    library: LibraryOption,
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder")],
     metric: Annotated[
         str, typer.Option(help="Metric that picks each tile's motif: ssim or mse")
-    ] = ("ssim"),
+    ] = "ssim",
     pattern_tolerance: Annotated[
         float,
         typer.Option(
@@ -1208,9 +1206,7 @@ def motifs(
             "spacing; 0 keeps look-alikes apart)"
         ),
     ] = 0.12,
-    scale_tolerance: Annotated[
-        float, typer.Option(help="Relative scale range fitted around the calibration")
-    ] = 0.08,
+    scale_tolerance: ScaleToleranceOption = 0.08,
     pixel_size: PixelSizeOption = None,
     signal: Annotated[str | None, typer.Option(help="Signal of a multi-signal file")] = None,
     frame: Annotated[int | None, typer.Option(help="Frame of a stack")] = None,
@@ -1227,7 +1223,7 @@ def motifs(
         signal=signal,
         pixel_size=pixel_size,
         doing="segmenting",
-        hint="use --frame N",
+        hint="use --frame N, or `atomscope batch motifs` for all",
     )
     seg = segment_motifs(
         mg,
