@@ -123,6 +123,9 @@ def test_real_grain_is_one_motif_despite_look_alikes(shared_data):
     assert counts.max() / counts.sum() >= 0.95
     row = seg.motifs.set_index("motif").loc[main]
     assert row["zone"] == "[110]" and row["same_pattern"] != ""
+    # the tiles of the absorbed entry belong to the merged motif
+    own_tiles = seg.tiles[seg.tiles["motif"] == main]
+    assert len(own_tiles) == row["n_tiles"] and own_tiles["entry"].nunique() >= 2
     assert np.mean(seg.labels[upper] == main) < 0.1  # the other grain is another motif
     split = segment_motifs(mg, lib, pattern_tolerance=0.0)
     _, counts = np.unique(split.labels[lower], return_counts=True)

@@ -261,10 +261,11 @@ def _merge_same_pattern(
     floor = tolerance * median_nn_distance(xy_nm)
     while len(alive) > 1:
         best = np.asarray(alive)[np.argmin(residuals[alive], axis=0)]
+        owns = {a: best == a for a in alive}
         pick = None
         for i, a in enumerate(alive):
             for b in alive[i + 1 :]:
-                own_a, own_b = best == a, best == b
+                own_a, own_b = owns[a], owns[b]
                 if not own_a.any() or not own_b.any():
                     continue
                 worst = max(
@@ -503,7 +504,14 @@ def segment_motifs(
     used = sorted(set(labels_col.tolist()) - {0})
     renum = {old: i + 1 for i, old in enumerate(used)}
     labels_col = np.array([renum.get(v, 0) for v in labels_col], np.int64)
-    tiles["motif"] = [renum.get(v, 0) for v in tiles["motif"]]
+    # tiles of a merged motif belong to the motif that absorbed it
+    home = {
+        o["motif"]: m["motif"]
+        for m in big
+        if m.get("merged_into") is None
+        for o in m.get("absorbed", [])
+    }
+    tiles["motif"] = [renum.get(home.get(v, v), 0) for v in tiles["motif"]]
     # pixel labels: nearest column, 0 far from any
     yy, xx = np.mgrid[0:h, 0:w]
     labels = np.zeros((h, w), np.int16)
@@ -524,7 +532,7 @@ def segment_motifs(
     mrows = []
     for m in big:
         new = renum.get(m["motif"], 0)
-        if new == 0 or m.get("merged_into") is not None:
+        if new == 0:  # no column chose it (merged motifs included)
             continue
         e = m["entry"]
         meta = library.meta[e]
@@ -538,7 +546,7 @@ def segment_motifs(
                 "zone": meta["zone_label"],
                 # within ±half the symmetry period (a 0° grain is not shown as 90°)
                 "rotation_deg": float((m["rot"] + m["period"] / 2) % m["period"] - m["period"] / 2),
-                "n_tiles": len(m["tiles"]),
+                "n_tiles": int((tiles["motif"] == new).sum()),
                 "n_columns": int(np.sum(labels_col == new)),
                 "area_fraction": float(np.mean(labels == new)),
                 "same_pattern": "; ".join(
