@@ -1227,7 +1227,7 @@ def motifs(
     )
     seg = segment_motifs(
         mg,
-        str(library),
+        library,
         metric=metric,
         pattern_tolerance=pattern_tolerance,
         scale_tolerance=scale_tolerance,
