@@ -262,6 +262,14 @@ def test_motifs_command_labels_two_grains(cli_library, capsys):
     from atomscope.match.motif import label_accuracy
 
     assert label_accuracy(labels, r.truth.masks["grain"]) >= 0.9
+    flat = tmp_dir("cli") / "flat.npy"
+    np.save(flat, np.zeros((96, 96)))
+    code, out, err = _run(
+        ["motifs", str(flat), "-l", str(cli_library), "-o", str(out_dir / "flat")]
+        + ["--pixel-size", "0.02", "--no-progress"],
+        capsys,
+    )
+    assert code in (0, None) and out.startswith("0 motif(s)") and "no tile matched" in out
     code, _, err = _run(args + ["--pixel-size", "0.02", "--metric", "emd"], capsys)
     assert code == 2 and "ssim" in err and "Traceback" not in err
     # the registered analysis: `atomscope batch motifs` over a stack of two frames

@@ -135,5 +135,7 @@ def test_real_grain_is_one_motif_despite_look_alikes(shared_data):
 def test_motif_segmentation_needs_a_pixel_size():
     with pytest.raises(ParameterError, match="pixel size"):
         segment_motifs(Micrograph(np.zeros((64, 64))), small_library())
+    with pytest.raises(ParameterError, match=r"too small \(12 x 12 px"):
+        segment_motifs(Micrograph(np.ones((12, 12)), 0.02), small_library())
     with pytest.raises(ParameterError, match="ssim"):
         segment_motifs(Micrograph(np.zeros((64, 64)), 0.02), small_library(), metric="emd")

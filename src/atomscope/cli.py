@@ -1239,6 +1239,14 @@ def motifs(
         f"{len(seg.motifs)} motif(s) from {len(seg.tiles)} tiles and {len(seg.columns)} columns "
         f"in {seg.timings.get('total', 0):.1f} s"
     )
+    if seg.motifs.empty and len(seg.tiles):
+        ssim = seg.metric == "ssim"
+        score = seg.tiles["score"].max() if ssim else seg.tiles["score"].min()
+        typer.echo(
+            f"note: no tile matched a library motif (best tile {seg.metric} {score:.3g}, a "
+            f"motif needs {'>=' if ssim else '<='} {seg.settings['min_score']:g}): no resolved "
+            "crystal, or a structure the library does not hold"
+        )
     for _, r in seg.motifs.iterrows():
         typer.echo(
             f"{int(r['motif'])}. {r['name']} {r['zone']} ({r['structure_type']}), rotation "

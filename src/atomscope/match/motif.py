@@ -354,7 +354,7 @@ def segment_motifs(
     from threadpoolctl import threadpool_limits
 
     from .analysis import load_library
-    from .query import prepare_query
+    from .query import MIN_QUERY_PX, prepare_query
     from .ranking import first_pass, score_candidates
 
     t_start = time.perf_counter()
@@ -375,6 +375,11 @@ def segment_motifs(
         cand = np.asarray(candidates)
         cand = (np.nonzero(cand)[0] if cand.dtype == bool else cand).astype(np.int64)
     h, w = data.shape
+    if min(h, w) < MIN_QUERY_PX:
+        raise ParameterError(
+            f"the image is too small ({h} x {w} px; motif segmentation needs at least "
+            f"{MIN_QUERY_PX} px per side, and a few unit cells per tile)"
+        )
     field_nm = st.size * st.pixel_size
     tile_px = int(math.ceil((tile or field_nm * math.sqrt(2) * (1 + scale_tolerance)) / p))
     tile_px = min(tile_px, h, w)

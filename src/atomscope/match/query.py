@@ -38,6 +38,8 @@ NOMINAL_SPACING_NM = 0.3
 #: below this :attr:`atomscope.atoms.Lattice.confidence` an uncalibrated image is refused
 #: (pure noise scores 0.03–0.05, a crystal image about 1)
 MIN_LATTICE_CONFIDENCE = 0.3
+#: fewest px per side of a query region (and of an image for motif segmentation)
+MIN_QUERY_PX = 16
 
 
 @dataclass
@@ -231,11 +233,11 @@ def prepare_query(
             raise ParameterError("region must be (y0, y1, x0, x1) in px") from exc
         y0, y1 = max(y0, 0), min(y1, h)
         x0, x1 = max(x0, 0), min(x1, w)
-    if y1 - y0 < 16 or x1 - x0 < 16:
+    if y1 - y0 < MIN_QUERY_PX or x1 - x0 < MIN_QUERY_PX:
         what = "the image" if region is None else f"region {region}"
         raise ParameterError(
-            f"{what} is too small ({y1 - y0} x {x1 - x0} px; a query needs at least 16 px per "
-            "side, and a few unit cells to match)"
+            f"{what} is too small ({y1 - y0} x {x1 - x0} px; a query needs at least "
+            f"{MIN_QUERY_PX} px per side, and a few unit cells to match)"
         )
     crop = np.ascontiguousarray(bg_removed[y0:y1, x0:x1])
     raw_crop = data[y0:y1, x0:x1]
