@@ -14,6 +14,7 @@ from atomscope.match.align import (
     query_polar,
     reduce_shift,
     resample,
+    shift_candidates,
 )
 from atomscope.match.library import bragg_peaks
 from atomscope.match.metrics import (
@@ -176,3 +177,33 @@ def test_resample_and_reduce_shift():
     assert not v[0, 0, 0] and p[0, 0, 0] == 0 and v[0, -1, -1]
     lat = np.array([[10.0, 0.0], [0.0, 8.0]])
     assert np.allclose(reduce_shift(np.array([23.0, -15.0]), lat), [3.0, 1.0])
+
+
+def test_shift_candidates_rank_correlation_peaks_and_the_180_degree_turn():
+    # a centred pattern: strong columns on a centred square lattice, weak ones on one side only,
+    # so that the centring translation matches the strong columns but not the weak ones
+    S = 64
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float64)
+
+    def columns(points, weight):
+        return sum(weight * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.0) for x, y in points)
+
+    strong = [(x, y) for x in range(0, S, 16) for y in range(0, S, 16)]
+    strong += [(x + 8, y + 8) for x, y in strong]
+    weak = [(x + 5, y) for x, y in strong[: len(strong) // 2]]
+    ref = (columns(strong, 1.0) + columns(weak, 0.3)).astype(np.float32)
+    true_shift = np.array([3.0, -2.0])
+    # patch(u + δ) = ref(u)
+    patch = np.roll(ref, (int(true_shift[1]), int(true_shift[0])), axis=(0, 1))
+    valid = np.ones((1, S, S), bool)
+    shifts, peaks, flipped = shift_candidates(patch[None], valid, ref[None], n_peaks=3)
+    assert shifts.shape == (1, 6, 2) and peaks.shape == flipped.shape == (1, 6)
+    assert flipped[0, 3:].all() and not flipped[0, :3].any()
+    best = int(np.argmax(peaks[0]))
+    assert not flipped[0, best]
+    assert np.allclose(shifts[0, best], true_shift, atol=0.1)
+    # the runner-up of the unturned patch is another alignment of the strong columns
+    assert peaks[0, 1] < peaks[0, 0] and np.hypot(*(shifts[0, 1] - true_shift)) > 4
+    # one peak per hypothesis: the best of each
+    s1, p1, f1 = shift_candidates(patch[None], valid, ref[None])
+    assert np.allclose(s1[0, 0], true_shift, atol=0.1) and p1[0, 0] == pytest.approx(peaks[0, 0])

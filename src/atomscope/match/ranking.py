@@ -39,10 +39,10 @@ from ..errors import ParameterError
 from .align import (
     PolarGrid,
     correlate_polar,
-    estimate_shifts,
     reduce_shift,
     refine_transforms,
     resample,
+    shift_candidates,
 )
 from .metrics import SSIM_SIGMA, emd, mse_batch, ssim_batch
 from .query import Query, prepare_query
@@ -50,6 +50,11 @@ from .query import Query, prepare_query
 __all__ = ["rank", "Ranking", "METRICS", "score_candidates"]
 
 METRICS = ("ssim", "emd", "mse")
+#: alignment hypotheses: correlation peaks per 0°/180° turn, and how far below the best one
+SHIFT_PEAKS = 3
+SHIFT_PEAK_RATIO = 0.8
+#: first-pass scores this close leave the mirror to real space
+MIRROR_AMBIGUITY = 0.02
 HIGHER_IS_BETTER = {"ssim": True, "emd": False, "mse": False, "lp_score": True}
 
 
@@ -97,19 +102,29 @@ def first_pass(
     s1, p1, r1 = correlate_polar(fft, q.desc_mirror, grid, centers, hw)
     mirror = s1 > s0 + 1e-6
     score = np.where(mirror, s1, s0)
-    theta = np.where(mirror, p1, p0) * grid.d_phi
-    scale = np.exp(-np.where(mirror, r1, r0) * grid.d_rho)
-    B = _rot(theta) / scale[:, None, None]
     M = np.diag([-1.0, 1.0])
-    B[mirror] = M @ B[mirror]
+
+    def _map(p: np.ndarray, r: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+        B = _rot(p * grid.d_phi) / np.exp(-r * grid.d_rho)[:, None, None]
+        B[mirrored] = M @ B[mirrored]
+        return B
+
+    B = _map(np.where(mirror, p1, p0), np.where(mirror, r1, r0), mirror)
+    # The Bragg amplitudes cannot tell an entry from its mirror image when its amplitude
+    # pattern is itself mirror-symmetric (e.g. a glide in projection): both then correlate
+    # equally, and real space (score_candidates) decides between them.
+    ambiguous = np.where(mirror, s0, s1) >= score - MIRROR_AMBIGUITY
+    B_alt = _map(np.where(mirror, p0, p1), np.where(mirror, r0, r1), ~mirror)
     s_mid = np.exp(-centers * grid.d_rho)
     bounds = np.stack([s_mid / (1 + scale_tolerance), s_mid * (1 + scale_tolerance)], axis=1)
     return {
         "lp_score": score,
         "mirror": mirror,
         "B": B,
-        "lp_theta": theta,
-        "lp_scale": scale,
+        "mirror_ambiguous": ambiguous,
+        "B_alt": B_alt,
+        "lp_theta": np.where(mirror, p1, p0) * grid.d_phi,
+        "lp_scale": np.exp(-np.where(mirror, r1, r0) * grid.d_rho),
         "scale_bounds": bounds,
     }
 
@@ -127,48 +142,103 @@ def score_candidates(
     emd_radius: float | None = None,
     emd_intensity: float = 0.1,
     emd_tau: float = 0.1,
+    thorough: int = 64,
 ) -> dict[str, np.ndarray]:
     """Align the query with the entries ``idx`` and compute the metrics.
 
-    ``fp`` holds the first-pass arrays for exactly these entries (same order).
+    ``fp`` holds the first-pass arrays for exactly these entries (same order, best first
+    pass first). The first ``thorough`` entries choose their alignment among several
+    hypotheses (mirror, 180° turn, correlation peaks) by SSIM, the others take the best
+    correlation peak.
     """
     from scipy import ndimage as ndi
 
     st = library.settings
     S, p_lib = st.size, st.pixel_size
+    idx = np.asarray(idx, dtype=np.int64)
     K = len(idx)
     out: dict[str, np.ndarray] = {}
     if K == 0:
         return out
+    # both mirror hypotheses of the entries the first pass could not settle (alt = rows ≥ K)
+    alt = np.nonzero(fp["mirror_ambiguous"])[0] if "mirror_ambiguous" in fp else np.zeros(0, int)
+    hyp = np.concatenate([np.arange(K), alt])
+    B0 = np.concatenate([fp["B"], fp["B_alt"][alt]]) if len(alt) else fp["B"]
+    mirror0 = np.concatenate([fp["mirror"], ~fp["mirror"][alt]])
+    bounds = fp.get("scale_bounds")
     B, npairs, blur, clamped = refine_transforms(
         q.peaks_g,
         q.peaks_w,
-        [library.peaks[i] for i in idx],
-        fp["B"],
-        fp["mirror"],
+        [library.peaks[idx[k]] for k in hyp],
+        B0,
+        mirror0,
         affine=affine,
         max_strain=max_strain,
-        scale_bounds=fp.get("scale_bounds"),
+        scale_bounds=None if bounds is None else bounds[hyp],
     )
+    A_nm = np.linalg.inv(B).transpose(0, 2, 1)
+    A_px = A_nm * (p_lib / q.pixel_size)
+    refs_h = library.images[idx[hyp]]
+    patches, valid = resample(q.smooth, q.center, A_px, S)
+    # Alignment hypotheses: the 180° ambiguity of the power spectrum, the mirror one where the
+    # first pass could not settle it, and the strongest correlation peaks of each (a shift by
+    # a sub-lattice vector can align the strong columns but not the weak ones). The entries
+    # the first pass ranks highest choose among them by SSIM, the others by correlation.
+    shifts, peaks, flipped = shift_candidates(patches, valid, refs_h, n_peaks=SHIFT_PEAKS)
+    peaks = np.nan_to_num(peaks, nan=-np.inf)
+    lat_px = [np.asarray(library.meta[i]["lattice_nm"], dtype=np.float64) / p_lib for i in idx]
+    sign = np.where(flipped, -1.0, 1.0)
+    best_peak = np.full(K, -np.inf)
+    np.maximum.at(best_peak, hyp, peaks.max(axis=1))
+    flat_best = np.full(K, -1)  # flattened (row, h) of each entry's best correlation peak
+    for j in np.argsort(-peaks, axis=None, kind="stable"):
+        k = hyp[j // peaks.shape[1]]
+        if flat_best[k] < 0:
+            flat_best[k] = j
+    choice = [(int(j // peaks.shape[1]), int(j % peaks.shape[1])) for j in flat_best]
+    shift = np.array([reduce_shift(shifts[r, h], lat_px[k]) for k, (r, h) in enumerate(choice)])
+    mu, var = library.ssim_stats(SSIM_SIGMA, idx)
+    n_thorough = min(K, thorough)
+    if n_thorough:
+        tries: list[tuple[int, int, int, np.ndarray]] = []
+        rows_of = [np.nonzero(hyp == k)[0] for k in range(n_thorough)]
+        for k in range(n_thorough):
+            floor = best_peak[k] - (1.0 - SHIFT_PEAK_RATIO) * abs(best_peak[k])
+            seen: list[tuple[int, bool, np.ndarray]] = []
+            for r in rows_of[k]:
+                for h in np.nonzero(peaks[r] >= floor)[0]:
+                    sh = reduce_shift(shifts[r, h], lat_px[k])
+                    if any(
+                        r == r2 and flipped[r, h] == f2 and np.hypot(*(sh - s2)) < 1.0
+                        for r2, f2, s2 in seen
+                    ):
+                        continue
+                    seen.append((r, bool(flipped[r, h]), sh))
+                    tries.append((k, int(r), int(h), sh))
+        if len(tries) > n_thorough:
+            kk = np.array([t[0] for t in tries])
+            A_try = np.array([sign[r, h] * A_px[r] for _, r, h, _ in tries])
+            p_try, v_try = resample(
+                q.smooth, q.center, A_try, S, shift=np.array([t[3] for t in tries])
+            )
+            score = ssim_batch(p_try, v_try, library.images[idx[kk]], mu[kk], var[kk])
+            best_score = np.full(n_thorough, -np.inf)
+            for j, (k, r, h, sh) in enumerate(tries):
+                if score[j] > best_score[k]:
+                    best_score[k], choice[k], shift[k] = score[j], (r, h), sh
+    rows = np.array([r for r, _ in choice])
+    sgn = np.array([sign[r, h] for r, h in choice])
+    A_px = A_px[rows] * sgn[:, None, None]
+    A_nm = A_nm[rows] * sgn[:, None, None]
+    peak = np.array([peaks[r, h] for r, h in choice])
+    npairs, blur, clamped = npairs[rows], blur[rows], clamped[rows]
+    refs = library.images[idx]
     # the peaks come from the unsmoothed query; the comparison uses it smoothed by σ_f
     blur = blur + st.smoothing**2
     if not match_resolution:
         blur = np.zeros(K)
-    A_nm = np.linalg.inv(B).transpose(0, 2, 1)
-    A_px = A_nm * (p_lib / q.pixel_size)
-    refs = library.images[idx]
-    patches, valid = resample(q.smooth, q.center, A_px, S)
-    sh0, pk0, sh1, pk1 = estimate_shifts(patches, valid, refs)
-    flip = pk1 > pk0
-    A_px = np.where(flip[:, None, None], -A_px, A_px)
-    A_nm = np.where(flip[:, None, None], -A_nm, A_nm)
-    shift = np.where(flip[:, None], sh1, sh0)
-    for k, i in enumerate(idx):
-        lat = np.asarray(library.meta[i]["lattice_nm"], dtype=np.float64) / p_lib
-        shift[k] = reduce_shift(shift[k], lat)
     patches, valid = resample(q.smooth, q.center, A_px, S, shift=shift)
     # resolution matching: blur whichever side is sharper (fitted from the Bragg amplitudes)
-    mu, var = library.ssim_stats(SSIM_SIGMA, idx)
     sig_px = np.sqrt(np.abs(blur)) / p_lib
     lib_blur = (blur > 0) & (sig_px >= 0.3)
     q_blur = (blur < 0) & (sig_px >= 0.3)
@@ -188,7 +258,7 @@ def score_candidates(
     out["ssim"] = ssim_batch(patches, valid, refs, mu, var)
     out["mse"] = mse_batch(patches, valid, refs)
     out["valid_fraction"] = valid.mean(axis=(1, 2))
-    out["shift_corr"] = np.maximum(pk0, pk1)
+    out["shift_corr"] = peak
     out["n_peak_pairs"] = npairs
     out["scale_at_limit"] = clamped
     out["blur_nm"] = np.sign(blur) * np.sqrt(np.abs(blur))
