@@ -610,7 +610,10 @@ def shift_candidates(
         else:
             is_max = c >= ndi.maximum_filter(c, size=(1, 3, 3), mode="wrap")
             cm = np.where(is_max, c, -np.inf).reshape(K, -1)
-            flat = np.argsort(-cm, axis=1, kind="stable")[:, :n_peaks]
+            flat = np.argpartition(-cm, n_peaks - 1, axis=1)[:, :n_peaks]
+            flat = np.take_along_axis(
+                flat, np.argsort(-np.take_along_axis(cm, flat, axis=1), axis=1), axis=1
+            )
         iy, ix = np.unravel_index(flat, (S, S))
         best = c[m, iy, ix]
         if n_peaks > 1:

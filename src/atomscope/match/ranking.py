@@ -184,7 +184,17 @@ def score_candidates(
     # first pass could not settle it, and the strongest correlation peaks of each (a shift by
     # a sub-lattice vector can align the strong columns but not the weak ones). The entries
     # the first pass ranks highest choose among them by SSIM, the others by correlation.
-    shifts, peaks, flipped = shift_candidates(patches, valid, refs_h, n_peaks=SHIFT_PEAKS)
+    n_thorough = min(K, thorough)
+    shifts = np.zeros((len(hyp), 2 * SHIFT_PEAKS, 2))
+    peaks = np.full((len(hyp), 2 * SHIFT_PEAKS), -np.inf)
+    flipped = np.zeros((len(hyp), 2 * SHIFT_PEAKS), bool)
+    flipped[:, SHIFT_PEAKS:] = True
+    for rows_, n_pk in ((hyp < n_thorough, SHIFT_PEAKS), (hyp >= n_thorough, 1)):
+        if rows_.any():
+            sh_, pk_, _ = shift_candidates(patches[rows_], valid[rows_], refs_h[rows_], n_pk)
+            cols = np.r_[0:n_pk, SHIFT_PEAKS : SHIFT_PEAKS + n_pk]
+            shifts[np.ix_(rows_, cols)] = sh_
+            peaks[np.ix_(rows_, cols)] = pk_
     peaks = np.nan_to_num(peaks, nan=-np.inf)
     lat_px = [np.asarray(library.meta[i]["lattice_nm"], dtype=np.float64) / p_lib for i in idx]
     sign = np.where(flipped, -1.0, 1.0)
@@ -198,7 +208,6 @@ def score_candidates(
     choice = [(int(j // peaks.shape[1]), int(j % peaks.shape[1])) for j in flat_best]
     shift = np.array([reduce_shift(shifts[r, h], lat_px[k]) for k, (r, h) in enumerate(choice)])
     mu, var = library.ssim_stats(SSIM_SIGMA, idx)
-    n_thorough = min(K, thorough)
     if n_thorough:
         tries: list[tuple[int, int, int, np.ndarray]] = []
         rows_of = [np.nonzero(hyp == k)[0] for k in range(n_thorough)]
