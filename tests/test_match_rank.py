@@ -152,6 +152,8 @@ def test_bad_input_raises_atomscope_errors():
         rank(Micrograph(np.random.default_rng(0).normal(size=(128, 128))), lib)
     with pytest.raises(ParameterError, match="library is empty"):
         rank(q, lib.subset([]))
+    with pytest.raises(ParameterError, match="thorough"):
+        rank(q, lib, thorough=-1)
     with pytest.raises(ParameterError, match="library build"):
         match_image(q)
     with pytest.raises(MissingFileError, match="library file not found"):
@@ -212,3 +214,6 @@ def test_an_entry_whose_mirror_image_has_the_same_bragg_amplitudes_is_aligned(sh
         assert best["ssim"] > 0.9
         for m in ("emd", "mse"):
             assert rk.rank_of(rk.table["entry"] == target, m) == 1
+        # without the SSIM choice among hypotheses, the mirror is settled by correlation
+        fast = rank(q, lib, metric="ssim", thorough=0)
+        assert int(fast.table.iloc[0]["entry"]) == target and fast.table.iloc[0]["ssim"] > 0.9

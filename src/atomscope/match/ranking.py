@@ -184,7 +184,7 @@ def score_candidates(
     # first pass could not settle it, and the strongest correlation peaks of each (a shift by
     # a sub-lattice vector can align the strong columns but not the weak ones). The entries
     # the first pass ranks highest choose among them by SSIM, the others by correlation.
-    n_thorough = min(K, thorough)
+    n_thorough = min(K, max(int(thorough), 0))
     shifts = np.zeros((len(hyp), 2 * SHIFT_PEAKS, 2))
     peaks = np.full((len(hyp), 2 * SHIFT_PEAKS), -np.inf)
     flipped = np.zeros((len(hyp), 2 * SHIFT_PEAKS), bool)
@@ -365,6 +365,7 @@ def rank(
     emd_intensity: float = 0.1,
     emd_tau: float = 0.1,
     candidates: Any = None,
+    thorough: int = 64,
     seed: int = 0,
 ) -> Ranking:
     """Rank the (structure, zone axis) entries of a library by how well they explain an image.
@@ -410,6 +411,13 @@ def rank(
         Cost (nm) of leaving a column unmatched (0.1).
     candidates : array of int or bool, optional
         Restrict the ranking to these entries.
+    thorough : int
+        How many of the short-listed entries (best first pass first) choose their alignment
+        among several hypotheses by SSIM: both mirror images where the Bragg amplitudes
+        cannot tell them apart, the 180° turn, and the three strongest correlation peaks.
+        The others take their strongest correlation peak. 0 is faster (about 0.8 s instead
+        of 1.2 s against 3,000 entries) and less accurate (on held-out simulated queries,
+        SSIM top-1 90.9 % instead of 92.7 %).
     seed : int
         Unused (the pipeline is deterministic); kept for a uniform signature.
 
@@ -421,6 +429,8 @@ def rank(
 
     from .library import Library
 
+    if not isinstance(thorough, int | np.integer) or thorough < 0:
+        raise ParameterError(f"thorough must be a whole number ≥ 0 (got {thorough!r})")
     if isinstance(library, str | os.PathLike):
         library = Library.load(library)
     # the matrix products here are many small ones: BLAS threads only contend (on a loaded
@@ -442,6 +452,7 @@ def rank(
             emd_intensity=emd_intensity,
             emd_tau=emd_tau,
             candidates=candidates,
+            thorough=thorough,
         )
 
 
@@ -462,6 +473,7 @@ def _rank(
     emd_intensity: float,
     emd_tau: float,
     candidates: Any,
+    thorough: int,
 ) -> Ranking:
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
@@ -504,6 +516,7 @@ def _rank(
         emd_radius=emd_radius,
         emd_intensity=emd_intensity,
         emd_tau=emd_tau,
+        thorough=thorough,
     )
     timings["align_and_score"] = time.perf_counter() - t0
     base = library.table if cand is None else library.table.iloc[cand]
