@@ -232,15 +232,16 @@ def _residuals(
     L: np.ndarray,
     sites: np.ndarray,
 ) -> np.ndarray:
-    """Distance (nm, library frame) from each point to the nearest site of a lattice placed
-    by the transform η = A (ξ + t) about ``center_nm``."""
+    """Displacement (nm, library frame, (n, 2)) from the nearest site of a lattice placed by
+    the transform η = A (ξ + t) about ``center_nm`` to each point."""
     eta = xy_nm - center_nm
     xi = eta @ np.linalg.inv(A).T - t
     f = xi @ np.linalg.inv(L)
     d = f[:, None, :] - sites[None, :, :]
     d -= np.rint(d)
-    dist = np.linalg.norm(d @ L, axis=-1)
-    return dist.min(axis=1)
+    v = d @ L
+    nearest = np.linalg.norm(v, axis=-1).argmin(axis=1)
+    return v[np.arange(len(v)), nearest]
 
 
 def _merge_same_pattern(
@@ -302,6 +303,7 @@ def segment_motifs(
     rotation_tolerance: float = 5.0,
     min_score: float | None = None,
     smoothing: float = 0.4,
+    registration: float = 1.0,
     pattern_tolerance: float = 0.12,
     columns: Any = None,
     seed: int = 0,
@@ -334,6 +336,10 @@ def segment_motifs(
         Tiles whose best score is worse than this are left out (SSIM default 0.2).
     smoothing : float
         Radius (nm) over which column residuals are averaged.
+    registration : float
+        Radius (nm) over which the mean displacement of the columns from each motif's
+        lattice is taken off before the residuals (the lattice, placed by its nearest tile,
+        drifts off the columns with scan distortion); 0 keeps the tile's placement.
     pattern_tolerance : float
         Motifs whose lattices explain each other's columns (median smoothed residual within
         1.5 × the motif's own, or this fraction of the column spacing if larger) are one
@@ -481,7 +487,7 @@ def segment_motifs(
     labels_col = np.zeros(len(cols), np.int64)
     resid_best = np.full(len(cols), np.nan)
     if len(big) and len(cols):
-        R = np.full((len(big), len(cols)), np.inf)
+        V = np.full((len(big), len(cols), 2), np.inf)
         tcent = tiles[["cx", "cy"]].to_numpy(float)
         for mi, m in enumerate(big):
             L, sites = _cell_sites(library, m["entry"])
@@ -492,11 +498,19 @@ def segment_motifs(
                 sel = near == j
                 if not sel.any():
                     continue
-                R[mi, sel] = _residuals(
+                V[mi, sel] = _residuals(
                     xy_nm[sel], tcent[ti] * p, tiles.at[ti, "A"], tiles.at[ti, "t"], L, sites
                 )
-        # neighbourhood average
+        # A lattice placed by a tile drifts off the columns away from it (scan distortion):
+        # the slowly varying part of its displacements (mean over `registration` nm) is
+        # taken off, which re-registers the right lattice and leaves a wrong one's scatter.
         ctree = cKDTree(xy_nm)
+        if registration > 0:
+            V0 = V.copy()
+            for i, nb in enumerate(ctree.query_ball_point(xy_nm, registration)):
+                V[:, i] = V0[:, i] - V0[:, nb].mean(axis=1)
+        R = np.linalg.norm(V, axis=-1)
+        # neighbourhood average
         nbrs = ctree.query_ball_point(xy_nm, smoothing)
         Rs = np.empty_like(R)
         for i, nb in enumerate(nbrs):
