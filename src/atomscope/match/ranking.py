@@ -109,7 +109,8 @@ def first_pass(
         B[mirrored] = M @ B[mirrored]
         return B
 
-    B = _map(np.where(mirror, p1, p0), np.where(mirror, r1, r0), mirror)
+    p_best, r_best = np.where(mirror, p1, p0), np.where(mirror, r1, r0)
+    B = _map(p_best, r_best, mirror)
     # The Bragg amplitudes cannot tell an entry from its mirror image when its amplitude
     # pattern is itself mirror-symmetric (e.g. a glide in projection): both then correlate
     # equally, and real space (score_candidates) decides between them.
@@ -123,8 +124,8 @@ def first_pass(
         "B": B,
         "mirror_ambiguous": ambiguous,
         "B_alt": B_alt,
-        "lp_theta": np.where(mirror, p1, p0) * grid.d_phi,
-        "lp_scale": np.exp(-np.where(mirror, r1, r0) * grid.d_rho),
+        "lp_theta": p_best * grid.d_phi,
+        "lp_scale": np.exp(-r_best * grid.d_rho),
         "scale_bounds": bounds,
     }
 
@@ -161,9 +162,9 @@ def score_candidates(
     if K == 0:
         return out
     # both mirror hypotheses of the entries the first pass could not settle (alt = rows ≥ K)
-    alt = np.nonzero(fp["mirror_ambiguous"])[0] if "mirror_ambiguous" in fp else np.zeros(0, int)
+    alt = np.nonzero(fp["mirror_ambiguous"])[0]
     hyp = np.concatenate([np.arange(K), alt])
-    B0 = np.concatenate([fp["B"], fp["B_alt"][alt]]) if len(alt) else fp["B"]
+    B0 = np.concatenate([fp["B"], fp["B_alt"][alt]])
     mirror0 = np.concatenate([fp["mirror"], ~fp["mirror"][alt]])
     bounds = fp.get("scale_bounds")
     B, npairs, blur, clamped = refine_transforms(
@@ -198,14 +199,12 @@ def score_candidates(
     peaks = np.nan_to_num(peaks, nan=-np.inf)
     lat_px = [np.asarray(library.meta[i]["lattice_nm"], dtype=np.float64) / p_lib for i in idx]
     sign = np.where(flipped, -1.0, 1.0)
-    best_peak = np.full(K, -np.inf)
-    np.maximum.at(best_peak, hyp, peaks.max(axis=1))
-    flat_best = np.full(K, -1)  # flattened (row, h) of each entry's best correlation peak
-    for j in np.argsort(-peaks, axis=None, kind="stable"):
-        k = hyp[j // peaks.shape[1]]
-        if flat_best[k] < 0:
-            flat_best[k] = j
-    choice = [(int(j // peaks.shape[1]), int(j % peaks.shape[1])) for j in flat_best]
+    # each entry's best correlation peak over its rows (ties: the first row, the first peak)
+    row_peak = peaks.max(axis=1)
+    by_peak = np.lexsort((np.arange(len(hyp)), -row_peak))
+    best_row = by_peak[np.unique(hyp[by_peak], return_index=True)[1]]
+    best_peak = row_peak[best_row]
+    choice = [(int(r), int(peaks[r].argmax())) for r in best_row]
     shift = np.array([reduce_shift(shifts[r, h], lat_px[k]) for k, (r, h) in enumerate(choice)])
     mu, var = library.ssim_stats(SSIM_SIGMA, idx)
     if n_thorough:
@@ -230,7 +229,7 @@ def score_candidates(
             p_try, v_try = resample(
                 q.smooth, q.center, A_try, S, shift=np.array([t[3] for t in tries])
             )
-            score = ssim_batch(p_try, v_try, library.images[idx[kk]], mu[kk], var[kk])
+            score = ssim_batch(p_try, v_try, refs_h[kk], mu[kk], var[kk])
             best_score = np.full(n_thorough, -np.inf)
             for j, (k, r, h, sh) in enumerate(tries):
                 if score[j] > best_score[k]:
@@ -241,7 +240,7 @@ def score_candidates(
     A_nm = A_nm[rows] * sgn[:, None, None]
     peak = np.array([peaks[r, h] for r, h in choice])
     npairs, blur, clamped = npairs[rows], blur[rows], clamped[rows]
-    refs = library.images[idx]
+    refs = refs_h[:K]  # the first K rows are the entries in order
     # the peaks come from the unsmoothed query; the comparison uses it smoothed by σ_f
     blur = blur + st.smoothing**2
     if not match_resolution:
